@@ -1,0 +1,2 @@
+//! Fuzz entry points, shared by `fuzz/` and the unit tests. Every function here must return
+//! without panicking for any input.

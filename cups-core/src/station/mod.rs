@@ -1,0 +1,3 @@
+//! A sans-IO LoRa Basics Station CUPS client state machine.
+//!
+//! SKELETON: to be written.
