@@ -8,7 +8,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput};
-use cups_core::response::{Decoder, Event, encoder::ResponseParts, encoder::SigRef, encode_head};
+use cups_core::response::{Decoder, Event, encode_head, encoder::ResponseParts, encoder::SigRef};
 use cups_core::sig::{RustCryptoVerifier, SigKey, UpdateHasher, UpdateSigner, verify_with_keys};
 use sha2::Digest as _;
 
@@ -33,7 +33,10 @@ fn body() -> (Vec<u8>, SigKey) {
     let parts = ResponseParts {
         cups_uri: Some("https://cups.example.net:443"),
         tc_uri: Some("wss://lns.example.net:8887"),
-        sig: Some(SigRef { key_crc: seg.key_crc(), der: seg.der() }),
+        sig: Some(SigRef {
+            key_crc: seg.key_crc(),
+            der: seg.der(),
+        }),
         update_len: u32::try_from(UPDATE_LEN).expect("fits"),
         ..ResponseParts::default()
     };
@@ -86,21 +89,30 @@ fn bench(c: &mut Criterion, body: &[u8], keys: &[SigKey]) {
     g.throughput(Throughput::Bytes(body.len() as u64));
     g.sample_size(20);
     g.measurement_time(Duration::from_secs(6));
-    g.bench_function("sha512-raw", |b| b.iter(|| sha2::Sha512::digest(black_box(update))));
-    g.bench_function("decode", |b| b.iter(|| decode(black_box(body), keys, false)));
-    g.bench_function("decode+verify", |b| b.iter(|| decode(black_box(body), keys, true)));
+    g.bench_function("sha512-raw", |b| {
+        b.iter(|| sha2::Sha512::digest(black_box(update)))
+    });
+    g.bench_function("decode", |b| {
+        b.iter(|| decode(black_box(body), keys, false))
+    });
+    g.bench_function("decode+verify", |b| {
+        b.iter(|| decode(black_box(body), keys, true))
+    });
     g.finish();
 }
 
 /// Mean time (ns) of one benchmark of this run, from criterion's estimates file.
 fn mean_ns(name: &str) -> Option<f64> {
     let dirs = [
-        std::env::var("CARGO_TARGET_DIR").map(|d| format!("{d}/criterion")).unwrap_or_default(),
+        std::env::var("CARGO_TARGET_DIR")
+            .map(|d| format!("{d}/criterion"))
+            .unwrap_or_default(),
         "target/criterion".into(),
         "../target/criterion".into(),
     ];
     dirs.iter().filter(|d| !d.is_empty()).find_map(|d| {
-        let text = std::fs::read_to_string(format!("{d}/{GROUP}/{name}/new/estimates.json")).ok()?;
+        let text =
+            std::fs::read_to_string(format!("{d}/{GROUP}/{name}/new/estimates.json")).ok()?;
         let v: serde_json::Value = serde_json::from_str(&text).ok()?;
         v["mean"]["point_estimate"].as_f64()
     })
@@ -113,13 +125,22 @@ fn main() {
     let mut c = Criterion::default().configure_from_args();
     bench(&mut c, &body, &keys);
     c.final_summary();
-    if let (Some(sha), Some(dec), Some(ver)) =
-        (mean_ns("sha512-raw"), mean_ns("decode"), mean_ns("decode+verify"))
-    {
+    if let (Some(sha), Some(dec), Some(ver)) = (
+        mean_ns("sha512-raw"),
+        mean_ns("decode"),
+        mean_ns("decode+verify"),
+    ) {
         let gib = |ns: f64| body.len() as f64 / ns * 1e9 / f64::from(1u32 << 30);
-        println!("\nratios of this run ({} byte body, {} KiB chunks):", body.len(), CHUNK >> 10);
+        println!(
+            "\nratios of this run ({} byte body, {} KiB chunks):",
+            body.len(),
+            CHUNK >> 10
+        );
         println!("  raw SHA-512          {:8.3} GiB/s", gib(sha));
-        println!("  decode only          {:8.3} GiB/s (target >= 2 GiB/s)", gib(dec));
+        println!(
+            "  decode only          {:8.3} GiB/s (target >= 2 GiB/s)",
+            gib(dec)
+        );
         println!(
             "  decode + verify      {:8.3} GiB/s = {:.1} % of raw SHA-512 (target >= 90 %)",
             gib(ver),

@@ -1,18 +1,9 @@
 //! Proves that hashing a 1 MiB update and verifying its signature against two keys with
 //! [`RustCryptoVerifier`] allocates nothing, using a counting global allocator.
 //!
-//! A `GlobalAlloc` needs `unsafe impl`, and the workspace sets `unsafe_code = "forbid"`,
-//! which no `allow` can lift; so this file only compiles with `--cfg cups_alloc_count`:
-//!
-//! ```text
-//! cargo rustc -p cups-core --features std,signer --test sig_alloc -- --cfg cups_alloc_count --cap-lints warn
-//! ./target/debug/deps/sig_alloc-<hash>
-//! ```
-//!
-//! (or drop the `cfg` line once the workspace lint is `deny`; `lib.rs` keeps its own
-//! `#![forbid(unsafe_code)]`).
-#![allow(unexpected_cfgs)]
-#![cfg(all(cups_alloc_count, feature = "signer"))]
+//! The counting allocator needs `unsafe impl GlobalAlloc`: allowed in this test file only
+//! (the library itself is `#![forbid(unsafe_code)]`).
+#![cfg(feature = "signer")]
 #![allow(unsafe_code)]
 
 use std::alloc::{GlobalAlloc, Layout, System};
