@@ -698,12 +698,9 @@ pub use signer::{SignerKeyError, UpdateSigner};
 mod signer {
     use core::fmt;
 
-    use p256::elliptic_curve::{
-        Field as _, PrimeField as _, group::Group as _, ops::Reduce as _,
-        point::AffineCoordinates as _, zeroize::Zeroize as _,
-    };
-    use p256::{FieldBytes, ProjectivePoint, Scalar, SecretKey};
-    use sha2::{Digest as _, Sha512};
+    use p256::elliptic_curve::point::AffineCoordinates as _;
+    use p256::{FieldBytes, SecretKey};
+    use sha2::Sha512;
 
     use super::{
         DIGEST_LEN, DerError, EcdsaSignature, SCALAR_LEN, SIG_KEY_LEN, SigKey, SignatureSegment,
@@ -724,8 +721,6 @@ mod signer {
     const OID_PRIME256V1: [u8; 8] = [0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x03, 0x01, 0x07];
     /// SEC1 `ECPrivateKey` version.
     const SEC1_VERSION: u8 = 1;
-    /// SHA-512 block size, the HMAC pad length.
-    const HMAC_BLOCK_LEN: usize = 128;
 
     /// Why a private key could not be used for signing.
     #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -914,130 +909,21 @@ mod signer {
         /// The bare signature over `digest`.
         #[must_use]
         pub fn sign_digest_raw(&self, digest: &[u8; DIGEST_LEN]) -> EcdsaSignature {
-            let d = *self.secret.to_nonzero_scalar();
-            let z = Scalar::reduce(&leftmost_field_bytes(digest));
-            let mut x: [u8; SCALAR_LEN] = self.secret.to_bytes().into();
-            let mut nonces = Rfc6979::new(&x, &z.to_repr().into());
-            x.zeroize();
-            loop {
-                let k_bytes = nonces.next_candidate();
-                let Some(k) = Scalar::from_repr(FieldBytes::from(k_bytes)).into_option() else {
-                    continue;
-                };
-                let Some(k_inv) = k.invert().into_option() else {
-                    continue; // k = 0
-                };
-                let big_r = ProjectivePoint::mul_by_generator(&k).to_affine();
-                let r = Scalar::reduce(&big_r.x());
-                #[allow(
-                    clippy::arithmetic_side_effects,
-                    reason = "arithmetic in the scalar field, mod n: cannot overflow"
-                )]
-                let s = k_inv * (z + r * d);
-                if bool::from(r.is_zero() | s.is_zero()) {
-                    continue;
-                }
-                return EcdsaSignature::from_scalars(r.to_repr().into(), s.to_repr().into());
-            }
+            // RFC 6979 deterministic nonce with HMAC-SHA-512 (what `openssl`/`cryptography`
+            // produce for an ECDSA-with-SHA-512 signature), from the `ecdsa` crate.
+            let (sig, _) = ecdsa::hazmat::sign_prehashed_rfc6979::<p256::NistP256, Sha512>(
+                &self.secret.to_nonzero_scalar(),
+                digest,
+                &[],
+            );
+            let (r, s) = sig.split_bytes();
+            EcdsaSignature::from_scalars(r.into(), s.into())
         }
     }
 
     /// Offset just past an element.
     fn end_of(tlv: &super::Tlv<'_>) -> usize {
         tlv.content_offset.saturating_add(tlv.content.len())
-    }
-
-    /// The leftmost 256 bits of a SHA-512 digest (ECDSA's bits2int for a 256-bit order).
-    fn leftmost_field_bytes(digest: &[u8; DIGEST_LEN]) -> FieldBytes {
-        let mut out = [0u8; SCALAR_LEN];
-        for (o, b) in out.iter_mut().zip(digest) {
-            *o = *b;
-        }
-        FieldBytes::from(out)
-    }
-
-    /// RFC 6979 §3.2 nonce generation with HMAC-SHA-512 for a 256-bit group order.
-    struct Rfc6979 {
-        k: [u8; DIGEST_LEN],
-        v: [u8; DIGEST_LEN],
-        first: bool,
-    }
-
-    impl Rfc6979 {
-        /// Steps b–g for private key `x` = int2octets(d) and `h` = bits2octets(H(m)).
-        fn new(x: &[u8; SCALAR_LEN], h: &[u8; SCALAR_LEN]) -> Self {
-            let mut k = [0u8; DIGEST_LEN];
-            let mut v = [1u8; DIGEST_LEN];
-            k = hmac_sha512(&k, &[&v, &[0x00], x, h]);
-            v = hmac_sha512(&k, &[&v]);
-            k = hmac_sha512(&k, &[&v, &[0x01], x, h]);
-            v = hmac_sha512(&k, &[&v]);
-            Self { k, v, first: true }
-        }
-
-        /// Step h: the next candidate k (leftmost 256 bits of V); the caller checks 1 ≤ k < n.
-        fn next_candidate(&mut self) -> [u8; SCALAR_LEN] {
-            if !self.first {
-                self.k = hmac_sha512(&self.k, &[&self.v, &[0x00]]);
-                self.v = hmac_sha512(&self.k, &[&self.v]);
-            }
-            self.first = false;
-            self.v = hmac_sha512(&self.k, &[&self.v]);
-            let mut t = [0u8; SCALAR_LEN];
-            for (o, b) in t.iter_mut().zip(self.v) {
-                *o = b;
-            }
-            t
-        }
-    }
-
-    impl Drop for Rfc6979 {
-        fn drop(&mut self) {
-            self.k.zeroize();
-            self.v.zeroize();
-        }
-    }
-
-    /// HMAC-SHA-512 with a 64-byte key over the concatenation of `parts`.
-    fn hmac_sha512(key: &[u8; DIGEST_LEN], parts: &[&[u8]]) -> [u8; DIGEST_LEN] {
-        let mut ipad = [0x36u8; HMAC_BLOCK_LEN];
-        let mut opad = [0x5Cu8; HMAC_BLOCK_LEN];
-        for ((i, o), k) in ipad.iter_mut().zip(opad.iter_mut()).zip(key) {
-            *i ^= k;
-            *o ^= k;
-        }
-        let mut inner = Sha512::new_with_prefix(ipad);
-        for part in parts {
-            inner.update(part);
-        }
-        let mut inner_hash: [u8; DIGEST_LEN] = inner.finalize().into();
-        let out = Sha512::new_with_prefix(opad)
-            .chain_update(inner_hash)
-            .finalize()
-            .into();
-        ipad.zeroize();
-        opad.zeroize();
-        inner_hash.zeroize();
-        out
-    }
-
-    #[cfg(test)]
-    mod tests {
-        use super::hmac_sha512;
-
-        /// RFC 4231 test case 2 has a 4-byte key; HMAC zero-pads keys, so a 64-byte key
-        /// "Jefe" + 60 zeros gives the same MAC.
-        #[test]
-        fn hmac_sha512_rfc4231_case2() {
-            let mut key = [0u8; 64];
-            key[..4].copy_from_slice(b"Jefe");
-            let mac = hmac_sha512(&key, &[b"what do ya want ", b"for nothing?"]);
-            assert_eq!(
-                hex::encode(mac),
-                "164b7a7bfcf819e2e395fbe73b56e0a387bd64222e831fd610270cd7ea250554\
-                 9758bf75c05a994a6d034f65f8f0e6fdcaeab1a34d4a6b4b636e070a38bce737"
-            );
-        }
     }
 }
 
