@@ -1,12 +1,8 @@
 //! The decoder never allocates: a counting global allocator watches full.bin and a 1 MiB
 //! update body being decoded in random splits.
 //!
-//! `GlobalAlloc` is an unsafe trait, so this file needs `unsafe_code` allowed. The workspace
-//! sets `unsafe_code = "forbid"` for every target, which no `allow` can override; with
-//! `unsafe_code = "deny"` in `[workspace.lints.rust]` (lib.rs keeps its own
-//! `#![forbid(unsafe_code)]`, so the library is unaffected) delete the `cfg(any())` line below
-//! to enable the test. Verified passing with that change.
-#![cfg(any())] // ENABLE: remove once the workspace lint is `deny` (see above).
+//! `GlobalAlloc` is an unsafe trait: unsafe code is allowed in this test file only (the
+//! workspace lint is `deny`, and the library keeps its own `#![forbid(unsafe_code)]`).
 #![allow(unsafe_code)]
 
 use std::alloc::{GlobalAlloc, Layout, System};
