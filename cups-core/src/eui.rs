@@ -43,7 +43,11 @@ impl core::error::Error for EuiError {}
 impl Eui64 {
     /// A non-zero EUI from its integer value.
     pub const fn new(value: u64) -> Result<Self, EuiError> {
-        if value == 0 { Err(EuiError::Zero) } else { Ok(Self(value)) }
+        if value == 0 {
+            Err(EuiError::Zero)
+        } else {
+            Ok(Self(value))
+        }
     }
 
     /// The integer value.
