@@ -44,7 +44,9 @@ impl Crc32 {
     /// A CRC over nothing yet.
     #[must_use]
     pub const fn new() -> Self {
-        Self { digest: ALGORITHM.digest() }
+        Self {
+            digest: ALGORITHM.digest(),
+        }
     }
 
     /// Feed more bytes.

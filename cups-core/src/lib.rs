@@ -57,8 +57,8 @@ extern crate alloc;
 #[cfg(any(feature = "std", test))]
 extern crate std;
 
-pub mod cred;
 pub mod crc;
+pub mod cred;
 pub mod error;
 pub mod eui;
 pub mod request;

@@ -1,0 +1,6 @@
+//! Fuzz target `roundtrip`: see `cups_core::fuzzing::roundtrip`.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| cups_core::fuzzing::roundtrip(data));
