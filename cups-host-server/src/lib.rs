@@ -1,0 +1,13 @@
+//! cups-host-server: the CUPS server library (the `cups-server` binary is a thin wrapper).
+//!
+//! | module | what |
+//! |---|---|
+//! | [`model`] | what is stored: gateway records, token index, firmware metadata |
+//! | [`store`] | the storage trait and its filesystem, S3 and in-memory backends |
+//! | [`pki`] | gateway CA, server identity, update-signing keys; minting with rcgen |
+//! | [`planner`] | pure: which segments a gateway receives now, and why |
+
+pub mod model;
+pub mod pki;
+pub mod planner;
+pub mod store;
