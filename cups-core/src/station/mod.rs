@@ -1627,3 +1627,178 @@ fn uri_field<'b, S: StationStore>(
         Trimmed::Ok(n) => Ok(Some(JsonStr::from_plain(utf8(buf, n, file)?))),
     }
 }
+
+// ----------------------------------------------------------------------------------- fuzz
+
+/// Fuzz body: a station with a [`MemStore`] home chosen by the first byte is fed a response
+/// (status chosen by the second byte, body = the rest) in splits derived from the data, and
+/// the same response whole. Never panics; both runs must end with the same files and events,
+/// and the station must be able to build its next request.
+#[cfg(all(any(fuzzing, test), feature = "alloc"))]
+pub fn fuzz_station(data: &[u8]) {
+    use alloc::vec::Vec;
+
+    let (&mode, rest) = data.split_first().unwrap_or((&0, &[]));
+    let (&status_sel, body) = rest.split_first().unwrap_or((&0, &[]));
+    let status = if status_sel < 0xF0 { 200 } else { 400 + u16::from(status_sel & 0x0F) };
+    let mut home = MemStore::new()
+        .with(FileId::cred(CredKind::Cups, FileSet::Reg, CredFile::Uri), if mode & 1 == 0 {
+            "http://cups:1".as_bytes()
+        } else {
+            "https://cups:443".as_bytes()
+        })
+        .with(FileId::cred(CredKind::Cups, FileSet::Reg, CredFile::Trust), "trust")
+        .with(FileId::cred(CredKind::Cups, FileSet::Boot, CredFile::Uri), "http://boot:2");
+    if mode & 2 != 0 {
+        home.insert(FileId::cred(CredKind::Cups, FileSet::Reg, CredFile::Key), "Auth: x\n");
+    }
+    if mode & 4 != 0 {
+        home.insert(FileId::SigKey(0), [7u8; SIG_KEY_LEN]);
+    }
+    if mode & 8 != 0 {
+        home.insert(FileId::Version, "1.0.0");
+    }
+    let Ok(router) = Eui64::new(1) else { return };
+    let config = StationConfig::new(router, "fuzz", "linux");
+
+    let run = |chunks: &mut dyn FnMut(usize) -> usize| {
+        let mut st = Station::new(home.clone(), crate::sig::NoVerifier, config, Instant(0));
+        let mut events = Vec::new();
+        let now = Instant(1);
+        if let Action::Connect(_) = st.poll(now) {
+            let mut buf = [0u8; 2048];
+            let _ = st.write_request(&mut buf);
+            st.on_response_status(now, status);
+            let mut rest = body;
+            let mut i = 0usize;
+            while !rest.is_empty() {
+                let n = chunks(i).clamp(1, rest.len());
+                let (a, b) = rest.split_at(n);
+                st.on_response_body(now, a);
+                rest = b;
+                i = i.wrapping_add(1);
+            }
+            st.on_response_end(now);
+        }
+        while let Some(e) = st.poll_event() {
+            events.push(e);
+        }
+        // The next interaction still works.
+        if let Some(at) = st.poll_timeout() {
+            if let Action::Connect(_) = st.poll(at) {
+                let mut buf = [0u8; 2048];
+                let _ = st.write_request(&mut buf);
+            }
+        }
+        while st.poll_event().is_some() {}
+        let (store, _) = st.into_parts();
+        (store, events)
+    };
+    let seed = data.iter().fold(0x9E37_79B9_u32, |h, &b| h.rotate_left(5) ^ u32::from(b));
+    let mut split = |i: usize| {
+        let x = seed.wrapping_mul(0x0100_0193).wrapping_add(u32::try_from(i).unwrap_or(0));
+        usize::try_from((x >> 7) % 37).unwrap_or(1).saturating_add(1)
+    };
+    let split_run = run(&mut split);
+    let whole_run = run(&mut |_| usize::MAX);
+    assert_eq!(split_run, whole_run, "split and whole feeding differ");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+    use std::vec::Vec;
+
+    /// Largest `Station` we accept (store and verifier are zero-sized or tiny here).
+    const MAX_STATION_SIZE: usize = 2048;
+
+    fn vectors_dir() -> PathBuf {
+        match std::env::var("CUPS_VECTORS") {
+            Ok(d) => d.into(),
+            Err(_) => concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/vectors").into(),
+        }
+    }
+
+    /// A store with nothing in it and nothing failing: the smallest possible `S`.
+    struct NullStore;
+
+    impl StationStore for NullStore {
+        type Error = ();
+        fn size(&mut self, _: FileId) -> Result<Option<u32>, ()> {
+            Ok(None)
+        }
+        fn read(&mut self, _: FileId, _: u32, _: &mut [u8]) -> Result<usize, ()> {
+            Err(())
+        }
+        fn create(&mut self, _: FileId) -> Result<(), ()> {
+            Err(())
+        }
+        fn write(&mut self, _: FileId, _: u32, _: &[u8]) -> Result<(), ()> {
+            Err(())
+        }
+        fn remove(&mut self, _: FileId) -> Result<(), ()> {
+            Ok(())
+        }
+        fn rename(&mut self, _: FileId, _: FileId) -> Result<(), ()> {
+            Err(())
+        }
+    }
+
+    #[test]
+    fn station_size() {
+        let size = core::mem::size_of::<Station<'static, NullStore, crate::sig::NoVerifier>>();
+        std::println!(
+            "size_of::<Station<NullStore, NoVerifier>>() = {size} (decoder {}, hasher {}, event {})",
+            core::mem::size_of::<Decoder>(),
+            core::mem::size_of::<UpdateHasher>(),
+            core::mem::size_of::<StationEvent>(),
+        );
+        assert!(size <= MAX_STATION_SIZE, "{size}");
+    }
+
+    #[test]
+    fn null_store_station_is_disabled() {
+        let cfg = StationConfig::new(Eui64::new(1).unwrap(), "s", "m");
+        let mut st = Station::new(NullStore, crate::sig::NoVerifier, cfg, Instant(0));
+        assert!(st.is_disabled());
+        assert!(st.poll_event().is_none());
+    }
+
+    #[cfg(feature = "alloc")]
+    #[test]
+    fn fuzz_station_vectors_and_noise() {
+        let dir = vectors_dir().join("responses");
+        let mut n = 0;
+        for entry in std::fs::read_dir(&dir).expect("vectors (set CUPS_VECTORS)") {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|x| x == "bin") {
+                let bin = std::fs::read(&path).unwrap();
+                for mode in [0u8, 1, 3, 4, 15] {
+                    for status in [0u8, 0xF1] {
+                        let mut data = Vec::from([mode, status]);
+                        data.extend_from_slice(&bin);
+                        fuzz_station(&data);
+                    }
+                }
+                n += 1;
+            }
+        }
+        assert!(n >= 12);
+        let mut x = 0x1234_5678_u32;
+        for len in 0..300usize {
+            let data: Vec<u8> = (0..len)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 17;
+                    x ^= x << 5;
+                    // Mostly small bytes so that length fields stay small.
+                    if x & 3 == 0 { (x >> 8) as u8 } else { (x >> 8) as u8 & 0x07 }
+                })
+                .collect();
+            fuzz_station(&data);
+        }
+        fuzz_station(&[]);
+        fuzz_station(&[0]);
+    }
+}

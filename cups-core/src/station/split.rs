@@ -495,6 +495,7 @@ impl CredSplitter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::vec;
     use std::vec::Vec;
 
     /// Split whole, collecting the three files.
