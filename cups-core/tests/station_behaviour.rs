@@ -19,7 +19,11 @@ const OKSYNC: Duration = Duration::from_secs(24 * 3600);
 type St = Station<'static, MemStore, RustCryptoVerifier>;
 
 fn config() -> StationConfig<'static> {
-    StationConfig::new(Eui64::new(0x0016_c001_ff10_a235).unwrap(), "2.0.6(test)", "linux")
+    StationConfig::new(
+        Eui64::new(0x0016_c001_ff10_a235).unwrap(),
+        "2.0.6(test)",
+        "linux",
+    )
 }
 
 fn cups(set: FileSet, f: CredFile) -> FileId {
@@ -89,7 +93,10 @@ fn outcome(events: &[StationEvent]) -> StationEvent {
         .iter()
         .rev()
         .find(|e| {
-            matches!(e, StationEvent::InteractionDone { .. } | StationEvent::InteractionFailed { .. })
+            matches!(
+                e,
+                StationEvent::InteractionDone { .. } | StationEvent::InteractionFailed { .. }
+            )
         })
         .expect("an outcome")
 }
@@ -125,7 +132,12 @@ fn der(len: usize, fill: u8) -> Vec<u8> {
 }
 
 fn mtls_blob(fill: u8) -> Vec<u8> {
-    [der(300, fill), der(200, fill.wrapping_add(1)), der(119, fill.wrapping_add(2))].concat()
+    [
+        der(300, fill),
+        der(200, fill.wrapping_add(1)),
+        der(119, fill.wrapping_add(2)),
+    ]
+    .concat()
 }
 
 #[test]
@@ -145,11 +157,20 @@ fn rejected_rotates_reg_bak_boot_reg() {
             }
         );
     }
-    assert_eq!(sets, [CredSet::Reg, CredSet::Bak, CredSet::Boot, CredSet::Reg]);
+    assert_eq!(
+        sets,
+        [CredSet::Reg, CredSet::Bak, CredSet::Boot, CredSet::Reg]
+    );
     // A success goes back to REG and clears the count.
     let (set, ev) = interact(&mut st, 200, &NOCHANGE);
     assert_eq!(set, Some(CredSet::Bak));
-    assert_eq!(outcome(&ev), StationEvent::InteractionDone { next_in: OKSYNC, cups_changed: false });
+    assert_eq!(
+        outcome(&ev),
+        StationEvent::InteractionDone {
+            next_in: OKSYNC,
+            cups_changed: false
+        }
+    );
     assert_eq!((st.credset(), st.fail_count()), (CredSet::Reg, 0));
 }
 
@@ -161,12 +182,22 @@ fn timeouts_rotate_only_after_the_threshold() {
         let (now, set) = connect(&mut st);
         sets.push(set.unwrap());
         // No response: the connection timeout fires.
-        assert_eq!(st.poll_timeout(), Some(now.saturating_add(CUPS_CONN_TIMEOUT)));
-        assert!(matches!(st.poll(now.saturating_add(CUPS_CONN_TIMEOUT)), Action::Wait));
+        assert_eq!(
+            st.poll_timeout(),
+            Some(now.saturating_add(CUPS_CONN_TIMEOUT))
+        );
+        assert!(matches!(
+            st.poll(now.saturating_add(CUPS_CONN_TIMEOUT)),
+            Action::Wait
+        ));
         let ev = drain(&mut st);
         let rotated = n > FAIL_CNT_THRES + 1;
         match outcome(&ev) {
-            StationEvent::InteractionFailed { reason, next_in, rotated_to } => {
+            StationEvent::InteractionFailed {
+                reason,
+                next_in,
+                rotated_to,
+            } => {
                 assert_eq!(reason, FailReason::Transport(TransportError::TimedOut));
                 assert_eq!(next_in, RESYNC);
                 assert_eq!(rotated_to.is_some(), rotated, "failure #{n}");
@@ -211,7 +242,10 @@ fn transport_errors_and_early_close() {
 
 #[test]
 fn missing_uri_rotates_without_connecting() {
-    let store = home().with(cups(FileSet::Reg, CredFile::Uri), "x".repeat(MAX_URI_LEN + 1));
+    let store = home().with(
+        cups(FileSet::Reg, CredFile::Uri),
+        "x".repeat(MAX_URI_LEN + 1),
+    );
     let mut st = station(store);
     let (_, set) = connect(&mut st);
     assert_eq!(set, None);
@@ -249,7 +283,10 @@ fn uri_limits() {
                 StationEvent::InteractionFailed { reason, .. } => reason,
                 other => panic!("{other:?}"),
             };
-            assert!(matches!(reason, FailReason::NoUri | FailReason::BadUri), "{uri:?}");
+            assert!(
+                matches!(reason, FailReason::NoUri | FailReason::BadUri),
+                "{uri:?}"
+            );
         }
     }
 }
@@ -262,7 +299,11 @@ fn https_needs_trust_and_token_goes_into_the_head() {
     assert_eq!(connect(&mut st).1, None);
     assert!(matches!(
         outcome(&drain(&mut st)),
-        StationEvent::InteractionFailed { reason: FailReason::TlsSetup, rotated_to: None, .. }
+        StationEvent::InteractionFailed {
+            reason: FailReason::TlsSetup,
+            rotated_to: None,
+            ..
+        }
     ));
 
     // Token mode: trust + key, no cert. Bare \n lines are normalised.
@@ -270,7 +311,10 @@ fn https_needs_trust_and_token_goes_into_the_head() {
         .with(uri, "https://h:443")
         .with(cups(FileSet::Reg, CredFile::Trust), "T")
         .with(cups(FileSet::Reg, CredFile::Cert), "")
-        .with(cups(FileSet::Reg, CredFile::Key), "Authorization: Bearer abc\nX-A: b\n");
+        .with(
+            cups(FileSet::Reg, CredFile::Key),
+            "Authorization: Bearer abc\nX-A: b\n",
+        );
     let mut st = station(store.clone());
     let now = st.poll_timeout().unwrap();
     match st.poll(now) {
@@ -278,18 +322,14 @@ fn https_needs_trust_and_token_goes_into_the_head() {
         Action::Wait => panic!(),
     }
     let req = request(&mut st);
-    let head = std::str::from_utf8(&req[..req.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4])
-        .unwrap();
-    assert!(
-        head.ends_with("Content-Type: application/json\r\nContent-Length:   "
-            .to_string()
-            .as_str()
-            .get(..0)
-            .unwrap_or(""))
-            || true
-    );
+    let head =
+        std::str::from_utf8(&req[..req.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4])
+            .unwrap();
     assert!(head.starts_with("POST /update-info HTTP/1.1\r\nHost: h:443\r\n"));
-    assert!(head.ends_with("\r\nAuthorization: Bearer abc\r\nX-A: b\r\n\r\n"), "{head:?}");
+    assert!(
+        head.ends_with("\r\nAuthorization: Bearer abc\r\nX-A: b\r\n\r\n"),
+        "{head:?}"
+    );
     let cl: usize = head
         .split("Content-Length:")
         .nth(1)
@@ -336,28 +376,52 @@ fn https_needs_trust_and_token_goes_into_the_head() {
 fn backup_once_ever_and_only_on_reg() {
     let mut st = station(home());
     let (_, ev) = interact(&mut st, 200, &NOCHANGE);
-    assert!(has(&ev, StationEvent::BackupCreated { kind: CredKind::Cups }));
+    assert!(has(
+        &ev,
+        StationEvent::BackupCreated {
+            kind: CredKind::Cups
+        }
+    ));
     let s = st.store();
-    assert_eq!(s.get(cups(FileSet::Bak, CredFile::Uri)), Some(&b"http://reg:1"[..]));
-    assert_eq!(s.get(cups(FileSet::Bak, CredFile::Trust)), Some(&b"REG-TRUST"[..]));
+    assert_eq!(
+        s.get(cups(FileSet::Bak, CredFile::Uri)),
+        Some(&b"http://reg:1"[..])
+    );
+    assert_eq!(
+        s.get(cups(FileSet::Bak, CredFile::Trust)),
+        Some(&b"REG-TRUST"[..])
+    );
     assert!(s.contains(FileId::BackupDone(CredKind::Cups)));
     assert!(!s.contains(FileId::CopyMarker(CredKind::Cups)));
     // Change the regular set: no second backup, not even after a restart.
-    st.store_mut().insert(cups(FileSet::Reg, CredFile::Trust), "NEW");
+    st.store_mut()
+        .insert(cups(FileSet::Reg, CredFile::Trust), "NEW");
     let (_, ev) = interact(&mut st, 200, &NOCHANGE);
-    assert!(!ev.iter().any(|e| matches!(e, StationEvent::BackupCreated { .. })));
+    assert!(
+        !ev.iter()
+            .any(|e| matches!(e, StationEvent::BackupCreated { .. }))
+    );
     let (store, v) = st.into_parts();
     let mut st = Station::new(store, v, config(), Instant::from_millis(0));
     let (_, ev) = interact(&mut st, 200, &NOCHANGE);
-    assert!(!ev.iter().any(|e| matches!(e, StationEvent::BackupCreated { .. })));
-    assert_eq!(st.store().get(cups(FileSet::Bak, CredFile::Trust)), Some(&b"REG-TRUST"[..]));
+    assert!(
+        !ev.iter()
+            .any(|e| matches!(e, StationEvent::BackupCreated { .. }))
+    );
+    assert_eq!(
+        st.store().get(cups(FileSet::Bak, CredFile::Trust)),
+        Some(&b"REG-TRUST"[..])
+    );
 
     // A 200 on the backup set does not back up.
     let mut st = station(home());
     let _ = interact(&mut st, 500, &[]);
     let (set, ev) = interact(&mut st, 200, &NOCHANGE);
     assert_eq!(set, Some(CredSet::Bak));
-    assert!(!ev.iter().any(|e| matches!(e, StationEvent::BackupCreated { .. })));
+    assert!(
+        !ev.iter()
+            .any(|e| matches!(e, StationEvent::BackupCreated { .. }))
+    );
     assert!(!st.store().contains(FileId::BackupDone(CredKind::Cups)));
 }
 
@@ -370,37 +434,88 @@ fn interrupted_commit_and_backup_roll_forward_at_start() {
         .with(cups(FileSet::Bak, CredFile::Uri), "half-copied");
     let mut st = station(store);
     let s = st.store();
-    assert_eq!(s.get(tc(FileSet::Reg, CredFile::Uri)), Some(&b"wss://lns:1"[..]));
+    assert_eq!(
+        s.get(tc(FileSet::Reg, CredFile::Uri)),
+        Some(&b"wss://lns:1"[..])
+    );
     assert!(!s.contains(tc(FileSet::Temp, CredFile::Uri)));
     assert!(!s.contains(FileId::CommitMarker(CredKind::Tc)));
-    assert_eq!(s.get(cups(FileSet::Bak, CredFile::Uri)), Some(&b"http://reg:1"[..]));
+    assert_eq!(
+        s.get(cups(FileSet::Bak, CredFile::Uri)),
+        Some(&b"http://reg:1"[..])
+    );
     assert!(s.contains(FileId::BackupDone(CredKind::Cups)));
     assert!(!s.contains(FileId::CopyMarker(CredKind::Cups)));
-    assert_eq!(drain(&mut st), [StationEvent::BackupCreated { kind: CredKind::Cups }]);
+    assert_eq!(
+        drain(&mut st),
+        [StationEvent::BackupCreated {
+            kind: CredKind::Cups
+        }]
+    );
 }
 
 #[test]
 fn lns_connected_means_oksync_and_tc_backup() {
     let mut st = station(home().with(tc(FileSet::Reg, CredFile::Uri), "wss://lns:1"));
     st.set_tc_connected(Instant::from_millis(0), true);
-    assert!(has(&drain(&mut st), StationEvent::BackupCreated { kind: CredKind::Tc }));
-    assert_eq!(st.store().get(tc(FileSet::Bak, CredFile::Uri)), Some(&b"wss://lns:1"[..]));
+    assert!(has(
+        &drain(&mut st),
+        StationEvent::BackupCreated { kind: CredKind::Tc }
+    ));
+    assert_eq!(
+        st.store().get(tc(FileSet::Bak, CredFile::Uri)),
+        Some(&b"wss://lns:1"[..])
+    );
     // Failure with the LNS up: long interval.
     let (_, ev) = interact(&mut st, 500, &[]);
-    assert!(matches!(outcome(&ev), StationEvent::InteractionFailed { next_in: OKSYNC, .. }));
+    assert!(matches!(
+        outcome(&ev),
+        StationEvent::InteractionFailed {
+            next_in: OKSYNC,
+            ..
+        }
+    ));
     // CUPS URI change with the LNS up: long interval too.
-    let b = body(&ResponseParts { cups_uri: Some("http://new:9"), ..Default::default() }, &[]);
-    let (_, ev) = interact(&mut st, 200, &b);
-    assert_eq!(outcome(&ev), StationEvent::InteractionDone { next_in: OKSYNC, cups_changed: true });
-    // A TC change restarts the LNS connection: it is down now, so a CUPS change is RESYNC.
     let b = body(
-        &ResponseParts { cups_uri: Some("http://new:9"), tc_uri: Some("wss://x:1"), ..Default::default() },
+        &ResponseParts {
+            cups_uri: Some("http://new:9"),
+            ..Default::default()
+        },
         &[],
     );
     let (_, ev) = interact(&mut st, 200, &b);
-    assert!(has(&ev, StationEvent::TcRestart { uri: true, cred: false }));
+    assert_eq!(
+        outcome(&ev),
+        StationEvent::InteractionDone {
+            next_in: OKSYNC,
+            cups_changed: true
+        }
+    );
+    // A TC change restarts the LNS connection: it is down now, so a CUPS change is RESYNC.
+    let b = body(
+        &ResponseParts {
+            cups_uri: Some("http://new:9"),
+            tc_uri: Some("wss://x:1"),
+            ..Default::default()
+        },
+        &[],
+    );
+    let (_, ev) = interact(&mut st, 200, &b);
+    assert!(has(
+        &ev,
+        StationEvent::TcRestart {
+            uri: true,
+            cred: false
+        }
+    ));
     assert!(!st.tc_connected());
-    assert_eq!(outcome(&ev), StationEvent::InteractionDone { next_in: RESYNC, cups_changed: true });
+    assert_eq!(
+        outcome(&ev),
+        StationEvent::InteractionDone {
+            next_in: RESYNC,
+            cups_changed: true
+        }
+    );
 }
 
 #[test]
@@ -429,7 +544,10 @@ fn trigger_moves_the_regular_timer_once() {
     st.trigger(t, None);
     assert_eq!(st.poll_timeout(), Some(t.saturating_add(RESYNC)));
     // A pending session is not moved again.
-    st.trigger(t.saturating_add(Duration::from_secs(1)), Some(Duration::ZERO));
+    st.trigger(
+        t.saturating_add(Duration::from_secs(1)),
+        Some(Duration::ZERO),
+    );
     assert_eq!(st.poll_timeout(), Some(t.saturating_add(RESYNC)));
     // Nor is an interaction in progress.
     let (now, set) = connect(&mut st);
@@ -443,7 +561,10 @@ fn no_cups_uri_anywhere_disables_cups() {
     let mut st = station(MemStore::new().with(FileId::Version, "1"));
     assert!(st.is_disabled());
     assert_eq!(st.poll_timeout(), None);
-    assert!(matches!(st.poll(Instant::from_millis(u64::MAX)), Action::Wait));
+    assert!(matches!(
+        st.poll(Instant::from_millis(u64::MAX)),
+        Action::Wait
+    ));
     st.trigger(Instant::from_millis(0), None);
     assert_eq!(st.poll_timeout(), None);
 }
@@ -465,7 +586,10 @@ fn commit_is_not_atomic() {
         &ResponseParts {
             tc_uri: Some("wss://lns:7"),
             tc_cred: Some(&blob),
-            sig: Some(SigRef { key_crc: sig.key_crc(), der: sig.der() }),
+            sig: Some(SigRef {
+                key_crc: sig.key_crc(),
+                der: sig.der(),
+            }),
             update_len: update.len() as u32,
             ..Default::default()
         },
@@ -474,10 +598,30 @@ fn commit_is_not_atomic() {
     let store = home().with(FileId::SigKey(0), good.public_key().0.to_vec());
     let mut st = station(store);
     let (_, ev) = interact(&mut st, 200, &b);
-    assert!(has(&ev, StationEvent::ConfigCommitted { cups: false, tc: true }));
-    assert!(has(&ev, StationEvent::UpdateRejected { reason: UpdateReject::NotVerified { tried: 1 } }));
-    assert!(has(&ev, StationEvent::TcRestart { uri: true, cred: true }));
-    assert_eq!(st.store().get(tc(FileSet::Reg, CredFile::Uri)), Some(&b"wss://lns:7"[..]));
+    assert!(has(
+        &ev,
+        StationEvent::ConfigCommitted {
+            cups: false,
+            tc: true
+        }
+    ));
+    assert!(has(
+        &ev,
+        StationEvent::UpdateRejected {
+            reason: UpdateReject::NotVerified { tried: 1 }
+        }
+    ));
+    assert!(has(
+        &ev,
+        StationEvent::TcRestart {
+            uri: true,
+            cred: true
+        }
+    ));
+    assert_eq!(
+        st.store().get(tc(FileSet::Reg, CredFile::Uri)),
+        Some(&b"wss://lns:7"[..])
+    );
     assert_eq!(st.cred_crc(CredKind::Tc), cups_core::crc::crc32(&blob));
     assert!(!st.store().contains(FileId::Update));
 
@@ -487,8 +631,17 @@ fn commit_is_not_atomic() {
     broken[sig_len_at..sig_len_at + 4].copy_from_slice(&133u32.to_le_bytes());
     let mut st = station(home());
     let (_, ev) = interact(&mut st, 200, &broken);
-    assert!(matches!(outcome(&ev), StationEvent::InteractionFailed { reason: FailReason::Protocol, .. }));
-    assert!(!ev.iter().any(|e| matches!(e, StationEvent::ConfigCommitted { .. } | StationEvent::TcRestart { .. })));
+    assert!(matches!(
+        outcome(&ev),
+        StationEvent::InteractionFailed {
+            reason: FailReason::Protocol,
+            ..
+        }
+    ));
+    assert!(!ev.iter().any(|e| matches!(
+        e,
+        StationEvent::ConfigCommitted { .. } | StationEvent::TcRestart { .. }
+    )));
     assert!(!st.store().contains(tc(FileSet::Reg, CredFile::Uri)));
     assert_eq!(st.cred_crc(CredKind::Tc), EMPTY_SET_CRC);
 
@@ -496,9 +649,24 @@ fn commit_is_not_atomic() {
     let cut = &b[..b.len() - 3];
     let mut st = station(home());
     let (_, ev) = interact(&mut st, 200, cut);
-    assert!(has(&ev, StationEvent::ConfigCommitted { cups: false, tc: true }));
-    assert!(matches!(outcome(&ev), StationEvent::InteractionFailed { reason: FailReason::Protocol, .. }));
-    assert_eq!(st.store().get(tc(FileSet::Reg, CredFile::Uri)), Some(&b"wss://lns:7"[..]));
+    assert!(has(
+        &ev,
+        StationEvent::ConfigCommitted {
+            cups: false,
+            tc: true
+        }
+    ));
+    assert!(matches!(
+        outcome(&ev),
+        StationEvent::InteractionFailed {
+            reason: FailReason::Protocol,
+            ..
+        }
+    ));
+    assert_eq!(
+        st.store().get(tc(FileSet::Reg, CredFile::Uri)),
+        Some(&b"wss://lns:7"[..])
+    );
     assert!(!st.store().contains(FileId::Update));
 }
 
@@ -522,13 +690,29 @@ fn signature_policy_table() {
     }
     let cases: [(Keys, Option<&UpdateSigner>, Want); 8] = [
         (Keys::None, None, Want::Run(None)),
-        (Keys::K0, None, Want::Reject(UpdateReject::KeyWithoutSignature)),
-        (Keys::Empty0, None, Want::Reject(UpdateReject::KeyWithoutSignature)),
+        (
+            Keys::K0,
+            None,
+            Want::Reject(UpdateReject::KeyWithoutSignature),
+        ),
+        (
+            Keys::Empty0,
+            None,
+            Want::Reject(UpdateReject::KeyWithoutSignature),
+        ),
         (Keys::K0, Some(&k0), Want::Run(Some(0))),
-        (Keys::K0, Some(&k1), Want::Reject(UpdateReject::NotVerified { tried: 1 })),
+        (
+            Keys::K0,
+            Some(&k1),
+            Want::Reject(UpdateReject::NotVerified { tried: 1 }),
+        ),
         (Keys::K0K1, Some(&k1), Want::Run(Some(1))),
         (Keys::Short0K1, Some(&k1), Want::Run(Some(1))),
-        (Keys::None, Some(&k0), Want::Reject(UpdateReject::NotVerified { tried: 0 })),
+        (
+            Keys::None,
+            Some(&k0),
+            Want::Reject(UpdateReject::NotVerified { tried: 0 }),
+        ),
     ];
     for (i, (keys, by, want)) in cases.into_iter().enumerate() {
         let mut store = home();
@@ -548,7 +732,10 @@ fn signature_policy_table() {
         let seg = by.map(|s| s.sign_update(update));
         let b = body(
             &ResponseParts {
-                sig: seg.as_ref().map(|s| SigRef { key_crc: s.key_crc(), der: s.der() }),
+                sig: seg.as_ref().map(|s| SigRef {
+                    key_crc: s.key_crc(),
+                    der: s.der(),
+                }),
                 update_len: update.len() as u32,
                 ..Default::default()
             },
@@ -556,7 +743,15 @@ fn signature_policy_table() {
         );
         let mut st = station(store);
         let (_, ev) = interact(&mut st, 200, &b);
-        assert!(has(&ev, StationEvent::UpdateReceived { len: update.len() as u32 }), "case {i}");
+        assert!(
+            has(
+                &ev,
+                StationEvent::UpdateReceived {
+                    len: update.len() as u32
+                }
+            ),
+            "case {i}"
+        );
         let ran = has(&ev, StationEvent::RunUpdate { at_start: false });
         let got = if ran {
             let idx = ev.iter().find_map(|e| match e {
@@ -578,10 +773,17 @@ fn signature_policy_table() {
             )
         };
         assert_eq!(got, want, "case {i}");
-        assert_eq!(st.store().contains(FileId::Update), ran, "case {i}: abort deletes");
+        assert_eq!(
+            st.store().contains(FileId::Update),
+            ran,
+            "case {i}: abort deletes"
+        );
         assert_eq!(
             outcome(&ev),
-            StationEvent::InteractionDone { next_in: OKSYNC, cups_changed: false },
+            StationEvent::InteractionDone {
+                next_in: OKSYNC,
+                cups_changed: false
+            },
             "case {i}"
         );
     }
@@ -597,7 +799,10 @@ fn request_reports_keys_until_a_missing_one() {
     let _ = connect(&mut st);
     let j = body_json(&request(&mut st));
     let crc = cups_core::crc::crc32;
-    assert_eq!(j["keys"], serde_json::json!([crc(&[1u8; 64]), crc(&[2u8; 10])]));
+    assert_eq!(
+        j["keys"],
+        serde_json::json!([crc(&[1u8; 64]), crc(&[2u8; 10])])
+    );
     assert_eq!(j["package"], "1.0.0");
     assert_eq!(j["cupsUri"], "http://reg:1");
     assert_eq!(j["tcUri"], serde_json::Value::Null);
@@ -618,7 +823,10 @@ fn version_limit() {
             st.on_error(now, TransportError::Closed);
             assert!(matches!(
                 outcome(&drain(&mut st)),
-                StationEvent::InteractionFailed { reason: FailReason::Request, .. }
+                StationEvent::InteractionFailed {
+                    reason: FailReason::Request,
+                    ..
+                }
             ));
         }
     }
@@ -642,25 +850,47 @@ fn store_failures_are_reported_and_contained() {
     let mut store = home();
     store.fail(tc(FileSet::Temp, CredFile::Uri), true);
     let b = body(
-        &ResponseParts { cups_uri: Some("http://n:1"), tc_uri: Some("wss://t:1"), ..Default::default() },
+        &ResponseParts {
+            cups_uri: Some("http://n:1"),
+            tc_uri: Some("wss://t:1"),
+            ..Default::default()
+        },
         &[],
     );
     let mut st = station(store);
     let (_, ev) = interact(&mut st, 200, &b);
-    assert!(ev.iter().any(|e| matches!(e, StationEvent::StoreFailed { .. })));
-    assert!(!ev.iter().any(|e| matches!(e, StationEvent::ConfigCommitted { .. })));
-    assert_eq!(st.store().get(cups(FileSet::Reg, CredFile::Uri)), Some(&b"http://reg:1"[..]));
+    assert!(
+        ev.iter()
+            .any(|e| matches!(e, StationEvent::StoreFailed { .. }))
+    );
+    assert!(
+        !ev.iter()
+            .any(|e| matches!(e, StationEvent::ConfigCommitted { .. }))
+    );
+    assert_eq!(
+        st.store().get(cups(FileSet::Reg, CredFile::Uri)),
+        Some(&b"http://reg:1"[..])
+    );
 
     // A temp credential file cannot be written: the blob is rejected.
     let mut store = home();
     store.fail(tc(FileSet::Temp, CredFile::Key), true);
     let blob = mtls_blob(5);
-    let b = body(&ResponseParts { tc_cred: Some(&blob), ..Default::default() }, &[]);
+    let b = body(
+        &ResponseParts {
+            tc_cred: Some(&blob),
+            ..Default::default()
+        },
+        &[],
+    );
     let mut st = station(store);
     let (_, ev) = interact(&mut st, 200, &b);
     assert!(ev.iter().any(|e| matches!(
         e,
-        StationEvent::CredsRejected { reason: cups_core::station::CredReject::Store, .. }
+        StationEvent::CredsRejected {
+            reason: cups_core::station::CredReject::Store,
+            ..
+        }
     )));
     assert_eq!(st.cred_crc(CredKind::Tc), EMPTY_SET_CRC);
 }

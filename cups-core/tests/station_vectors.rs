@@ -64,8 +64,14 @@ fn home(h: Home) -> MemStore {
     let mut s = MemStore::new()
         .with(cups(FileSet::Reg, CredFile::Uri), "https://localhost:16140")
         .with(cups(FileSet::Reg, CredFile::Trust), read("pki/ca.crt.pem"))
-        .with(cups(FileSet::Reg, CredFile::Cert), read("pki/cups-0016c001ff10a235.crt.pem"))
-        .with(cups(FileSet::Reg, CredFile::Key), read("pki/cups-0016c001ff10a235.key.pem"));
+        .with(
+            cups(FileSet::Reg, CredFile::Cert),
+            read("pki/cups-0016c001ff10a235.crt.pem"),
+        )
+        .with(
+            cups(FileSet::Reg, CredFile::Key),
+            read("pki/cups-0016c001ff10a235.key.pem"),
+        );
     if h != Home::FirstContact {
         s.insert(FileId::Version, "1.0.0\n");
         s.insert(FileId::SigKey(0), read("pki/sig-0.key"));
@@ -116,7 +122,10 @@ fn respond(st: &mut St, now: Instant, body: &[u8], chunk: usize) {
 /// What the update scripts of the vectors do: bump version.txt, delete the update.
 fn run_update(st: &mut St) {
     let s = st.store_mut();
-    assert!(s.contains(FileId::Update), "RunUpdate without /tmp/update.bin");
+    assert!(
+        s.contains(FileId::Update),
+        "RunUpdate without /tmp/update.bin"
+    );
     s.insert(FileId::Version, "2.0.0\n");
     s.take(FileId::Update);
 }
@@ -151,13 +160,23 @@ fn run(name: &str, h: Home, chunk: usize) -> Run {
     let first = request(&mut st, t0);
     respond(&mut st, t0, &bin, chunk);
     let events = drain(&mut st);
-    if events.iter().any(|e| matches!(e, StationEvent::RunUpdate { .. })) {
+    if events
+        .iter()
+        .any(|e| matches!(e, StationEvent::RunUpdate { .. }))
+    {
         run_update(&mut st);
     }
     let decode_error = st.last_decode_error();
     let at = st.poll_timeout().unwrap();
     let next = request(&mut st, at);
-    Run { events, first, next, next_at: at.saturating_duration_since(t0), decode_error, st }
+    Run {
+        events,
+        first,
+        next,
+        next_at: at.saturating_duration_since(t0),
+        decode_error,
+        st,
+    }
 }
 
 fn has(events: &[StationEvent], pred: impl Fn(&StationEvent) -> bool) -> bool {
@@ -179,7 +198,11 @@ fn first_requests_are_byte_exact() {
             String::from_utf8_lossy(&read(&format!("requests/{file}.json"))),
             "{file} body"
         );
-        assert_eq!(req, read(&format!("requests/{file}.http")), "{file} head + body");
+        assert_eq!(
+            req,
+            read(&format!("requests/{file}.http")),
+            "{file} head + body"
+        );
     }
 }
 
@@ -188,7 +211,10 @@ fn nochange_first_contact() {
     let r = run("nochange", Home::FirstContact, usize::MAX);
     assert_eq!(
         r.events.last(),
-        Some(&StationEvent::InteractionDone { next_in: OKSYNC, cups_changed: false })
+        Some(&StationEvent::InteractionDone {
+            next_in: OKSYNC,
+            cups_changed: false
+        })
     );
     assert_eq!(r.next_at, OKSYNC);
     assert_eq!(r.first, r.next, "nothing changed");
@@ -199,19 +225,42 @@ fn full_applies_everything() {
     for chunk in [usize::MAX, 1, 7, 100] {
         let mut r = run("full", Home::VersionSigkey, chunk);
         let e = &r.events;
-        assert!(has(e, |e| *e == StationEvent::BackupCreated { kind: CredKind::Cups }));
-        assert!(has(e, |e| *e == StationEvent::SegmentApplied { segment: Segment::CupsUri }));
-        assert!(has(e, |e| *e == StationEvent::SegmentApplied { segment: Segment::TcUri }));
-        assert!(has(e, |e| *e == StationEvent::ConfigCommitted { cups: true, tc: true }));
+        assert!(has(e, |e| *e
+            == StationEvent::BackupCreated {
+                kind: CredKind::Cups
+            }));
+        assert!(has(e, |e| *e
+            == StationEvent::SegmentApplied {
+                segment: Segment::CupsUri
+            }));
+        assert!(has(e, |e| *e
+            == StationEvent::SegmentApplied {
+                segment: Segment::TcUri
+            }));
+        assert!(has(e, |e| *e
+            == StationEvent::ConfigCommitted {
+                cups: true,
+                tc: true
+            }));
         assert!(has(e, |e| *e == StationEvent::UpdateReceived { len: 114 }));
         assert!(has(e, |e| *e == StationEvent::UpdateVerified { key_index: 0 }));
         assert!(has(e, |e| *e == StationEvent::RunUpdate { at_start: false }));
-        assert!(has(e, |e| *e == StationEvent::TcRestart { uri: true, cred: true }));
+        assert!(has(e, |e| *e
+            == StationEvent::TcRestart {
+                uri: true,
+                cred: true
+            }));
         assert_eq!(
             e.last(),
-            Some(&StationEvent::InteractionDone { next_in: RESYNC, cups_changed: true })
+            Some(&StationEvent::InteractionDone {
+                next_in: RESYNC,
+                cups_changed: true
+            })
         );
-        assert_eq!(r.next_at, RESYNC, "CUPS URI segment present: reconnect after RESYNC");
+        assert_eq!(
+            r.next_at, RESYNC,
+            "CUPS URI segment present: reconnect after RESYNC"
+        );
         // The next request is the steady-state one, byte for byte.
         assert_eq!(
             String::from_utf8_lossy(body_of(&r.next)),
@@ -222,17 +271,28 @@ fn full_applies_everything() {
         let bin = read("responses/full.bin");
         let m = json("responses/full.json");
         for (seg, kind) in [("cupsCred", CredKind::Cups), ("tcCred", CredKind::Tc)] {
-            let lay = m["layout"].as_array().unwrap().iter().find(|l| l["segment"] == seg).unwrap();
+            let lay = m["layout"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|l| l["segment"] == seg)
+                .unwrap();
             let off = lay["length_field_offset"].as_u64().unwrap() as usize + 2;
             let blob = &bin[off..off + lay["length"].as_u64().unwrap() as usize];
             let split = &m["decoded"][seg]["station_split"];
-            for (part, f) in
-                [("trust", CredFile::Trust), ("cert", CredFile::Cert), ("key", CredFile::Key)]
-            {
+            for (part, f) in [
+                ("trust", CredFile::Trust),
+                ("cert", CredFile::Cert),
+                ("key", CredFile::Key),
+            ] {
                 let o = split[part]["offset"].as_u64().unwrap() as usize;
                 let l = split[part]["len"].as_u64().unwrap() as usize;
                 let file = FileId::cred(kind, FileSet::Reg, f);
-                assert_eq!(r.st.store().get(file), Some(&blob[o..o + l]), "{seg} {part}");
+                assert_eq!(
+                    r.st.store().get(file),
+                    Some(&blob[o..o + l]),
+                    "{seg} {part}"
+                );
             }
             assert_eq!(r.st.cred_crc(kind), crc32(blob));
         }
@@ -247,7 +307,11 @@ fn full_applies_everything() {
         );
         assert!(r.st.store().iter().all(|(f, _)| !matches!(
             f,
-            FileId::Cred { set: FileSet::Temp, .. } | FileId::CommitMarker(_) | FileId::CopyMarker(_)
+            FileId::Cred {
+                set: FileSet::Temp,
+                ..
+            } | FileId::CommitMarker(_)
+                | FileId::CopyMarker(_)
         )));
         assert!(!r.st.store().contains(FileId::UpdateTemp));
         // The next connection uses the stored DER set (mutual TLS).
@@ -289,7 +353,11 @@ fn credential_vectors() {
         s.get(tc(FileSet::Reg, CredFile::Key)),
         Some(&b"Authorization: Bearer cups-golden-token-0016c001ff10a235\r\n"[..])
     );
-    assert!(has(&r.events, |e| *e == StationEvent::TcRestart { uri: true, cred: true }));
+    assert!(has(&r.events, |e| *e
+        == StationEvent::TcRestart {
+            uri: true,
+            cred: true
+        }));
     assert_eq!(r.next_at, OKSYNC, "only TC changed");
 
     // server-auth-tc: both empty.
@@ -306,9 +374,22 @@ fn credential_vectors() {
             len: 1039,
             reason: CredReject::LengthsDoNotAlign { parsed_len: 35467 },
         }));
-    assert!(has(&r.events, |e| *e == StationEvent::TcRestart { uri: false, cred: true }));
-    assert!(has(&r.events, |e| matches!(e, StationEvent::InteractionDone { .. })));
-    assert!(r.st.store().iter().all(|(f, _)| !matches!(f, FileId::Cred { kind: CredKind::Tc, .. })));
+    assert!(has(&r.events, |e| *e
+        == StationEvent::TcRestart {
+            uri: false,
+            cred: true
+        }));
+    assert!(has(&r.events, |e| matches!(
+        e,
+        StationEvent::InteractionDone { .. }
+    )));
+    assert!(r.st.store().iter().all(|(f, _)| !matches!(
+        f,
+        FileId::Cred {
+            kind: CredKind::Tc,
+            ..
+        }
+    )));
     let mut st = r.st;
     assert_eq!(st.cred_crc(CredKind::Tc), EMPTY_SET_CRC);
 
@@ -323,17 +404,27 @@ fn signature_vectors() {
         let r = run(name, Home::VersionSigkey, 9);
         assert!(
             has(&r.events, |e| *e
-                == StationEvent::UpdateRejected { reason: UpdateReject::NotVerified { tried: 1 } }),
+                == StationEvent::UpdateRejected {
+                    reason: UpdateReject::NotVerified { tried: 1 }
+                }),
             "{name}: {:?}",
             r.events
         );
-        assert!(!has(&r.events, |e| matches!(e, StationEvent::RunUpdate { .. })), "{name}");
-        assert!(!r.st.store().contains(FileId::Update), "{name}: aborting deletes the update");
+        assert!(
+            !has(&r.events, |e| matches!(e, StationEvent::RunUpdate { .. })),
+            "{name}"
+        );
+        assert!(
+            !r.st.store().contains(FileId::Update),
+            "{name}: aborting deletes the update"
+        );
         assert_eq!(r.st.store().get(FileId::Version), Some(&b"1.0.0\n"[..]));
     }
     let r = run("sig1-signed", Home::TwoSigkeys, 9);
-    assert!(has(&r.events, |e| *e == StationEvent::UpdateVerified { key_index: 1 }));
-    assert!(has(&r.events, |e| *e == StationEvent::RunUpdate { at_start: false }));
+    assert!(has(&r.events, |e| *e
+        == StationEvent::UpdateVerified { key_index: 1 }));
+    assert!(has(&r.events, |e| *e
+        == StationEvent::RunUpdate { at_start: false }));
 }
 
 #[test]

@@ -82,8 +82,8 @@ mod store;
 mod uri;
 
 pub use split::{
-    ABSENT_CERT_LEN, CredCuts, CredPart, CredReject, CredSplitter, ELEMENT_HEADER_LEN, LOG_LOOKBEHIND,
-    SEQUENCE_TAG,
+    ABSENT_CERT_LEN, CredCuts, CredPart, CredReject, CredSplitter, ELEMENT_HEADER_LEN,
+    LOG_LOOKBEHIND, SEQUENCE_TAG,
 };
 pub use store::{CredFile, CredKind, CredSet, FileId, FileName, FileSet, StationStore};
 #[cfg(feature = "alloc")]
@@ -100,10 +100,12 @@ use crate::request::{self, JsonStr, UpdateInfo};
 use crate::response::{
     DecodeError, Decoder, Event, MAX_SIG_DER_LEN, Segment, station_effective_uri,
 };
-use crate::sig::{DIGEST_LEN, EcdsaP256Verifier, EcdsaSignature, SIG_KEY_LEN, SigKey, UpdateHasher};
+use crate::sig::{
+    DIGEST_LEN, EcdsaP256Verifier, EcdsaSignature, SIG_KEY_LEN, SigKey, UpdateHasher,
+};
 
-pub use uri::{MAX_HOST_LEN, MAX_PORT_LEN};
 use uri::{BadToken, TokenNormalizer, TokenTrim, check_host_port_uri};
+pub use uri::{MAX_HOST_LEN, MAX_PORT_LEN};
 
 /// Retry interval after a failure or a CUPS URI/credential change (`CUPS_RESYNC_INTV`, 1 min).
 pub const CUPS_RESYNC_INTV: Duration = Duration::from_secs(60);
@@ -166,7 +168,10 @@ impl Instant {
     /// `self + d`, saturating.
     #[must_use]
     pub fn saturating_add(self, d: Duration) -> Self {
-        Self(self.0.saturating_add(u64::try_from(d.as_millis()).unwrap_or(u64::MAX)))
+        Self(
+            self.0
+                .saturating_add(u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+        )
     }
 
     /// `self - earlier`, zero if `earlier` is later.
@@ -562,11 +567,15 @@ impl<S: StationStore> Io<'_, S> {
 
     /// Visit a file's contents in chunks; `false` if it is missing or a read fails.
     fn for_each_chunk(&mut self, file: FileId, mut f: impl FnMut(&[u8])) -> bool {
-        let Some(size) = self.size(file) else { return false };
+        let Some(size) = self.size(file) else {
+            return false;
+        };
         let mut buf = [0u8; IO_CHUNK_LEN];
         let mut off = 0u32;
         while off < size {
-            let Some(n) = self.read(file, off, &mut buf) else { return false };
+            let Some(n) = self.read(file, off, &mut buf) else {
+                return false;
+            };
             if n == 0 {
                 break;
             }
@@ -578,14 +587,18 @@ impl<S: StationStore> Io<'_, S> {
 
     /// Copy `from` to `to` (`readFile` + `writeFile`); `true` if `from` is missing.
     fn copy(&mut self, from: FileId, to: FileId) -> bool {
-        let Some(size) = self.size(from) else { return true };
+        let Some(size) = self.size(from) else {
+            return true;
+        };
         if !self.create(to) {
             return false;
         }
         let mut buf = [0u8; IO_CHUNK_LEN];
         let mut off = 0u32;
         while off < size {
-            let Some(n) = self.read(from, off, &mut buf) else { return false };
+            let Some(n) = self.read(from, off, &mut buf) else {
+                return false;
+            };
             if n == 0 {
                 break;
             }
@@ -650,7 +663,8 @@ impl<S: StationStore> Io<'_, S> {
     /// CRC of a whole file, `None` if missing or unreadable.
     fn file_crc(&mut self, file: FileId) -> Option<u32> {
         let mut c = Crc32::new();
-        self.for_each_chunk(file, |chunk| c.update(chunk)).then(|| c.finish())
+        self.for_each_chunk(file, |chunk| c.update(chunk))
+            .then(|| c.finish())
     }
 
     /// `sys_cred`: the authentication mode of a set.
@@ -837,20 +851,27 @@ impl Apply {
                             *failed = true;
                         }
                     });
-                    let result = if *failed { Err(CredReject::Store) } else { result };
+                    let result = if *failed {
+                        Err(CredReject::Store)
+                    } else {
+                        result
+                    };
                     match result {
                         Ok(cuts) => io.events.push(StationEvent::CredsStored { kind, cuts }),
                         Err(reason) => {
                             for f in CredFile::CRED {
                                 io.remove(FileId::cred(kind, FileSet::Temp, f));
                             }
-                            io.events.push(StationEvent::CredsRejected { kind, len, reason });
+                            io.events
+                                .push(StationEvent::CredsRejected { kind, len, reason });
                         }
                     }
                 }
             }
             Event::Signature { key_crc, der } => {
-                let Some(dst) = self.sig.get_mut(..der.len()) else { return Flow::Fail };
+                let Some(dst) = self.sig.get_mut(..der.len()) else {
+                    return Flow::Fail;
+                };
                 dst.copy_from_slice(der);
                 self.sig_len = u8::try_from(der.len()).unwrap_or(0);
                 self.sig_crc = key_crc;
@@ -969,7 +990,10 @@ impl Target {
     }
 
     fn slice(&self, (a, b): (u8, u8)) -> &str {
-        let bytes = self.uri.get(usize::from(a)..usize::from(b)).unwrap_or_default();
+        let bytes = self
+            .uri
+            .get(usize::from(a)..usize::from(b))
+            .unwrap_or_default();
         core::str::from_utf8(bytes).unwrap_or_default()
     }
 
@@ -1027,7 +1051,10 @@ impl<'c, S: StationStore, V: EcdsaP256Verifier> Station<'c, S, V> {
             store,
             verifier,
             config,
-            phase: Phase::Waiting { at: now, triggered: true },
+            phase: Phase::Waiting {
+                at: now,
+                triggered: true,
+            },
             credset: CredSet::Reg,
             fail_cnt: 0,
             last_failed: false,
@@ -1035,12 +1062,18 @@ impl<'c, S: StationStore, V: EcdsaP256Verifier> Station<'c, S, V> {
             bak_done: [false; 2],
             request_failed: false,
             last_decode_error: None,
-            events: Events { q: Deque::new(), dropped: 0 },
+            events: Events {
+                q: Deque::new(),
+                dropped: 0,
+            },
             target: Target::empty(),
             decoder: Decoder::new(),
             apply: Apply::new(),
         };
-        let mut io = Io { store: &mut st.store, events: &mut st.events };
+        let mut io = Io {
+            store: &mut st.store,
+            events: &mut st.events,
+        };
         // checkRollForward.
         for (kind, done) in KINDS.into_iter().zip(st.bak_done.iter_mut()) {
             if io.exists(FileId::CommitMarker(kind)) {
@@ -1068,7 +1101,10 @@ impl<'c, S: StationStore, V: EcdsaP256Verifier> Station<'c, S, V> {
     }
 
     fn io(&mut self) -> Io<'_, S> {
-        Io { store: &mut self.store, events: &mut self.events }
+        Io {
+            store: &mut self.store,
+            events: &mut self.events,
+        }
     }
 
     /// The next event, if any.
@@ -1094,11 +1130,10 @@ impl<'c, S: StationStore, V: EcdsaP256Verifier> Station<'c, S, V> {
 
     /// What to do at `now`: start an interaction when it is due, time out a stalled one.
     pub fn poll(&mut self, now: Instant) -> Action<'_> {
-        match self.phase {
-            Phase::Waiting { at, .. } if now >= at => {
-                if self.start(now) {
-                    return Action::Connect(self.connect_target_inner());
-                }
+        let phase = self.phase;
+        match phase {
+            Phase::Waiting { at, .. } if now >= at && self.start(now) => {
+                return Action::Connect(self.connect_target_inner());
             }
             Phase::Connecting { deadline } | Phase::Receiving { deadline } if now >= deadline => {
                 self.finish(now, Err(FailReason::Transport(TransportError::TimedOut)));
@@ -1111,8 +1146,11 @@ impl<'c, S: StationStore, V: EcdsaP256Verifier> Station<'c, S, V> {
     /// The target of the interaction in progress (as returned by [`poll`](Self::poll)).
     #[must_use]
     pub fn connect_target(&self) -> Option<Connect<'_>> {
-        matches!(self.phase, Phase::Connecting { .. } | Phase::Receiving { .. })
-            .then(|| self.connect_target_inner())
+        matches!(
+            self.phase,
+            Phase::Connecting { .. } | Phase::Receiving { .. }
+        )
+        .then(|| self.connect_target_inner())
     }
 
     fn connect_target_inner(&self) -> Connect<'_> {
@@ -1150,7 +1188,10 @@ impl<'c, S: StationStore, V: EcdsaP256Verifier> Station<'c, S, V> {
         let set = self.credset;
         self.target = Target::empty();
         self.target.set = set;
-        let mut io = Io { store: &mut self.store, events: &mut self.events };
+        let mut io = Io {
+            store: &mut self.store,
+            events: &mut self.events,
+        };
         let file = FileId::cred(CredKind::Cups, set.into(), CredFile::Uri);
         let len = match io.read_trimmed(file, &mut self.target.uri) {
             Trimmed::Ok(n) => n,
@@ -1194,10 +1235,8 @@ impl<'c, S: StationStore, V: EcdsaP256Verifier> Station<'c, S, V> {
             return Err(WriteRequestError::NotConnecting);
         }
         let r = self.build_request(out);
-        if let Err(e) = r {
-            if !matches!(e, WriteRequestError::BufferTooSmall { .. }) {
-                self.request_failed = true;
-            }
+        if r.is_err_and(|e| !matches!(e, WriteRequestError::BufferTooSmall { .. })) {
+            self.request_failed = true;
         }
         r
     }
@@ -1214,7 +1253,10 @@ impl<'c, S: StationStore, V: EcdsaP256Verifier> Station<'c, S, V> {
         let base = request::write_station_head(host_port, 0, &[], out).map_err(head_err)?;
         let key = FileId::cred(CredKind::Cups, self.target.set.into(), CredFile::Key);
         let token = self.target.tls == Some(AuthMode::Token);
-        let mut io = Io { store: &mut self.store, events: &mut self.events };
+        let mut io = Io {
+            store: &mut self.store,
+            events: &mut self.events,
+        };
         let mut tok_len = 0usize;
         if token {
             io.token(key, |b| tok_len = tok_len.saturating_add(b.len()))
@@ -1255,13 +1297,18 @@ impl<'c, S: StationStore, V: EcdsaP256Verifier> Station<'c, S, V> {
             self.finish(now, Err(FailReason::Rejected { status }));
             return;
         }
-        let mut io = Io { store: &mut self.store, events: &mut self.events };
+        let mut io = Io {
+            store: &mut self.store,
+            events: &mut self.events,
+        };
         if self.target.set == CredSet::Reg {
             let [done, _] = &mut self.bak_done;
             io.backup_config_files(CredKind::Cups, false, done);
         }
         io.reset_config_update();
-        self.phase = Phase::Receiving { deadline: now.saturating_add(self.config.conn_timeout) };
+        self.phase = Phase::Receiving {
+            deadline: now.saturating_add(self.config.conn_timeout),
+        };
     }
 
     /// Body bytes arrived (any split). Bytes after the end of the body are ignored.
@@ -1269,10 +1316,15 @@ impl<'c, S: StationStore, V: EcdsaP256Verifier> Station<'c, S, V> {
         if !matches!(self.phase, Phase::Receiving { .. }) {
             return;
         }
-        self.phase = Phase::Receiving { deadline: now.saturating_add(self.config.conn_timeout) };
+        self.phase = Phase::Receiving {
+            deadline: now.saturating_add(self.config.conn_timeout),
+        };
         let mut rest = data;
         loop {
-            let mut io = Io { store: &mut self.store, events: &mut self.events };
+            let mut io = Io {
+                store: &mut self.store,
+                events: &mut self.events,
+            };
             let flow = match self.decoder.decode(rest) {
                 Err(e) => {
                     self.last_decode_error = Some(e);
@@ -1317,14 +1369,20 @@ impl<'c, S: StationStore, V: EcdsaP256Verifier> Station<'c, S, V> {
 
     /// The connection failed.
     pub fn on_error(&mut self, now: Instant, error: TransportError) {
-        if matches!(self.phase, Phase::Connecting { .. } | Phase::Receiving { .. }) {
+        if matches!(
+            self.phase,
+            Phase::Connecting { .. } | Phase::Receiving { .. }
+        ) {
             self.fail_transport(now, error);
         }
     }
 
     fn fail_transport(&mut self, now: Instant, error: TransportError) {
-        let reason =
-            if self.request_failed { FailReason::Request } else { FailReason::Transport(error) };
+        let reason = if self.request_failed {
+            FailReason::Request
+        } else {
+            FailReason::Transport(error)
+        };
         self.finish(now, Err(reason));
     }
 
@@ -1332,9 +1390,15 @@ impl<'c, S: StationStore, V: EcdsaP256Verifier> Station<'c, S, V> {
     /// unless one is already pending or in progress. The station does this when its LNS
     /// rejects it or after 10 failed LNS connection attempts.
     pub fn trigger(&mut self, now: Instant, delay: Option<Duration>) {
-        if let Phase::Waiting { triggered: false, .. } = self.phase {
+        if let Phase::Waiting {
+            triggered: false, ..
+        } = self.phase
+        {
             let delay = delay.unwrap_or(self.config.resync_intv);
-            self.phase = Phase::Waiting { at: now.saturating_add(delay), triggered: true };
+            self.phase = Phase::Waiting {
+                at: now.saturating_add(delay),
+                triggered: true,
+            };
         }
     }
 
@@ -1346,15 +1410,19 @@ impl<'c, S: StationStore, V: EcdsaP256Verifier> Station<'c, S, V> {
         if !connected || was {
             return;
         }
-        let mut io = Io { store: &mut self.store, events: &mut self.events };
+        let mut io = Io {
+            store: &mut self.store,
+            events: &mut self.events,
+        };
         let [_, done] = &mut self.bak_done;
         io.backup_config_files(CredKind::Tc, false, done);
         // sys_delayCUPS.
-        if self.last_failed {
-            if let Phase::Waiting { triggered: false, .. } = self.phase {
-                let at = now.saturating_add(self.config.oksync_intv);
-                self.phase = Phase::Waiting { at, triggered: false };
-            }
+        if self.last_failed && matches!(self.phase, Phase::Waiting { triggered: false, .. }) {
+            let at = now.saturating_add(self.config.oksync_intv);
+            self.phase = Phase::Waiting {
+                at,
+                triggered: false,
+            };
         }
     }
 
@@ -1401,19 +1469,32 @@ impl<'c, S: StationStore, V: EcdsaP256Verifier> Station<'c, S, V> {
                 if self.tc_connected {
                     next_in = self.config.oksync_intv;
                 }
-                StationEvent::InteractionDone { next_in, cups_changed }
+                StationEvent::InteractionDone {
+                    next_in,
+                    cups_changed,
+                }
             }
         };
         self.events.push(event);
-        self.phase = Phase::Waiting { at: now.saturating_add(next_in), triggered: false };
+        self.phase = Phase::Waiting {
+            at: now.saturating_add(next_in),
+            triggered: false,
+        };
     }
 
     /// The signature policy, then run (event) or abort (delete) the update.
     fn run_or_abort(&mut self, signed: bool) {
-        let mut io = Io { store: &mut self.store, events: &mut self.events };
+        let mut io = Io {
+            store: &mut self.store,
+            events: &mut self.events,
+        };
         let run = if signed {
             let digest = core::mem::take(&mut self.apply.hasher).finish();
-            let der = self.apply.sig.get(..usize::from(self.apply.sig_len)).unwrap_or_default();
+            let der = self
+                .apply
+                .sig
+                .get(..usize::from(self.apply.sig_len))
+                .unwrap_or_default();
             match verify_with_store(&mut io, &self.verifier, &digest, der) {
                 Ok(key_index) => {
                     io.events.push(StationEvent::UpdateVerified { key_index });
@@ -1457,7 +1538,10 @@ impl<'c, S: StationStore, V: EcdsaP256Verifier> Station<'c, S, V> {
     /// Whether an interaction is in progress (between [`Action::Connect`] and its outcome).
     #[must_use]
     pub fn is_interacting(&self) -> bool {
-        matches!(self.phase, Phase::Connecting { .. } | Phase::Receiving { .. })
+        matches!(
+            self.phase,
+            Phase::Connecting { .. } | Phase::Receiving { .. }
+        )
     }
 
     /// Whether CUPS is disabled (no set had a CUPS URI at start).
@@ -1582,7 +1666,9 @@ fn encode_body<S: StationStore>(
     };
     let mut keys = heapless::Vec::<u32, { request::MAX_KEYS }>::new();
     for index in 0..request::MAX_KEYS {
-        let Ok(index) = u8::try_from(index) else { break };
+        let Ok(index) = u8::try_from(index) else {
+            break;
+        };
         // sys_crcSigkey: a missing file (or a CRC of 0) ends the list.
         match io.file_crc(FileId::SigKey(index)) {
             Some(crc) if crc != 0 => {
@@ -1606,7 +1692,9 @@ fn encode_body<S: StationStore>(
     };
     info.encode(out).map_err(|e| match e {
         request::RequestEncodeError::BufferTooSmall { needed } => {
-            WriteRequestError::BufferTooSmall { needed: needed.saturating_add(offset) }
+            WriteRequestError::BufferTooSmall {
+                needed: needed.saturating_add(offset),
+            }
         }
     })
 }
@@ -1640,17 +1728,33 @@ pub fn fuzz_station(data: &[u8]) {
 
     let (&mode, rest) = data.split_first().unwrap_or((&0, &[]));
     let (&status_sel, body) = rest.split_first().unwrap_or((&0, &[]));
-    let status = if status_sel < 0xF0 { 200 } else { 400 + u16::from(status_sel & 0x0F) };
+    let status = if status_sel < 0xF0 {
+        200
+    } else {
+        400 + u16::from(status_sel & 0x0F)
+    };
     let mut home = MemStore::new()
-        .with(FileId::cred(CredKind::Cups, FileSet::Reg, CredFile::Uri), if mode & 1 == 0 {
-            "http://cups:1".as_bytes()
-        } else {
-            "https://cups:443".as_bytes()
-        })
-        .with(FileId::cred(CredKind::Cups, FileSet::Reg, CredFile::Trust), "trust")
-        .with(FileId::cred(CredKind::Cups, FileSet::Boot, CredFile::Uri), "http://boot:2");
+        .with(
+            FileId::cred(CredKind::Cups, FileSet::Reg, CredFile::Uri),
+            if mode & 1 == 0 {
+                "http://cups:1".as_bytes()
+            } else {
+                "https://cups:443".as_bytes()
+            },
+        )
+        .with(
+            FileId::cred(CredKind::Cups, FileSet::Reg, CredFile::Trust),
+            "trust",
+        )
+        .with(
+            FileId::cred(CredKind::Cups, FileSet::Boot, CredFile::Uri),
+            "http://boot:2",
+        );
     if mode & 2 != 0 {
-        home.insert(FileId::cred(CredKind::Cups, FileSet::Reg, CredFile::Key), "Auth: x\n");
+        home.insert(
+            FileId::cred(CredKind::Cups, FileSet::Reg, CredFile::Key),
+            "Auth: x\n",
+        );
     }
     if mode & 4 != 0 {
         home.insert(FileId::SigKey(0), [7u8; SIG_KEY_LEN]);
@@ -1684,20 +1788,26 @@ pub fn fuzz_station(data: &[u8]) {
             events.push(e);
         }
         // The next interaction still works.
-        if let Some(at) = st.poll_timeout() {
-            if let Action::Connect(_) = st.poll(at) {
-                let mut buf = [0u8; 2048];
-                let _ = st.write_request(&mut buf);
-            }
+        if let Some(at) = st.poll_timeout()
+            && let Action::Connect(_) = st.poll(at)
+        {
+            let mut buf = [0u8; 2048];
+            let _ = st.write_request(&mut buf);
         }
         while st.poll_event().is_some() {}
         let (store, _) = st.into_parts();
         (store, events)
     };
-    let seed = data.iter().fold(0x9E37_79B9_u32, |h, &b| h.rotate_left(5) ^ u32::from(b));
+    let seed = data
+        .iter()
+        .fold(0x9E37_79B9_u32, |h, &b| h.rotate_left(5) ^ u32::from(b));
     let mut split = |i: usize| {
-        let x = seed.wrapping_mul(0x0100_0193).wrapping_add(u32::try_from(i).unwrap_or(0));
-        usize::try_from((x >> 7) % 37).unwrap_or(1).saturating_add(1)
+        let x = seed
+            .wrapping_mul(0x0100_0193)
+            .wrapping_add(u32::try_from(i).unwrap_or(0));
+        usize::try_from((x >> 7) % 37)
+            .unwrap_or(1)
+            .saturating_add(1)
     };
     let split_run = run(&mut split);
     let whole_run = run(&mut |_| usize::MAX);
@@ -1793,7 +1903,11 @@ mod tests {
                     x ^= x >> 17;
                     x ^= x << 5;
                     // Mostly small bytes so that length fields stay small.
-                    if x & 3 == 0 { (x >> 8) as u8 } else { (x >> 8) as u8 & 0x07 }
+                    if x & 3 == 0 {
+                        (x >> 8) as u8
+                    } else {
+                        (x >> 8) as u8 & 0x07
+                    }
                 })
                 .collect();
             fuzz_station(&data);

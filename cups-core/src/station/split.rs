@@ -111,10 +111,16 @@ impl fmt::Display for CredReject {
                 write!(f, "ASN.1 SEQ expected for trust (0x{found:02x})")
             }
             Self::ReadsPastEnd { at } => {
-                write!(f, "the station would read byte {at}, past the blob (undefined behaviour)")
+                write!(
+                    f,
+                    "the station would read byte {at}, past the blob (undefined behaviour)"
+                )
             }
             Self::CertNotSequence { offset, found } => {
-                write!(f, "ASN.1 SEQ expected for cert (0x{found:02x}) at offset {offset}")
+                write!(
+                    f,
+                    "ASN.1 SEQ expected for cert (0x{found:02x}) at offset {offset}"
+                )
             }
             Self::KeyOffsetBeyondEnd { key_offset } => {
                 write!(f, "expecting more data (key_offset={key_offset})")
@@ -239,7 +245,9 @@ impl CredSplitter {
     fn after_cert(&mut self) {
         self.hdr_n = 0;
         if self.cuts.key_offset > self.len {
-            self.fail(CredReject::KeyOffsetBeyondEnd { key_offset: self.cuts.key_offset });
+            self.fail(CredReject::KeyOffsetBeyondEnd {
+                key_offset: self.cuts.key_offset,
+            });
         } else if self.pos == self.cuts.key_offset {
             self.state = State::KeyHdr;
         } else if self.cuts.cert_len == 0 {
@@ -252,7 +260,11 @@ impl CredSplitter {
     fn after_key_len(&mut self) {
         self.hdr_n = 0;
         let end = self.cuts.key_offset.saturating_add(self.cuts.key_len);
-        self.state = if self.pos >= end { State::Rest } else { State::KeyBody };
+        self.state = if self.pos >= end {
+            State::Rest
+        } else {
+            State::KeyBody
+        };
     }
 
     /// Feed the next bytes of the blob. `sink(part, offset_in_file, bytes)` receives every
@@ -280,8 +292,11 @@ impl CredSplitter {
                         let (hdr, n) = self.hdr_bytes();
                         sink(CredPart::Trust, 0, hdr.get(..n).unwrap_or_default());
                         self.hdr_n = 0;
-                        self.state =
-                            if self.pos >= tl { State::CertHdr } else { State::TrustBody };
+                        self.state = if self.pos >= tl {
+                            State::CertHdr
+                        } else {
+                            State::TrustBody
+                        };
                     }
                 }
                 State::CertHdr => {
@@ -333,9 +348,11 @@ impl CredSplitter {
                 State::TrustBody | State::CertBody | State::Gap | State::KeyBody => {
                     let (part, start, end) = match self.state {
                         State::TrustBody => (Some(CredPart::Trust), 0, self.cuts.trust_len),
-                        State::CertBody => {
-                            (Some(CredPart::Cert), self.cuts.cert_offset, self.cuts.key_offset)
-                        }
+                        State::CertBody => (
+                            Some(CredPart::Cert),
+                            self.cuts.cert_offset,
+                            self.cuts.key_offset,
+                        ),
                         State::Gap => (None, self.cuts.cert_offset, self.cuts.key_offset),
                         _ => (
                             Some(CredPart::Key),
@@ -350,7 +367,9 @@ impl CredSplitter {
                         sink(part, self.pos.saturating_sub(start), chunk);
                     }
                     rest = tail;
-                    self.pos = self.pos.saturating_add(u32::try_from(n).unwrap_or(u32::MAX));
+                    self.pos = self
+                        .pos
+                        .saturating_add(u32::try_from(n).unwrap_or(u32::MAX));
                     if self.pos >= end {
                         self.state = match self.state {
                             State::TrustBody => State::CertHdr,
@@ -379,7 +398,11 @@ impl CredSplitter {
             // Not reachable: a pending element's header bytes below `len` are all in `hdr`.
             return Ok(0);
         }
-        if at == self.len { Ok(0) } else { Err(CredReject::ReadsPastEnd { at }) }
+        if at == self.len {
+            Ok(0)
+        } else {
+            Err(CredReject::ReadsPastEnd { at })
+        }
     }
 
     /// `asn1_seqlen` of the pending element at `off`, reading past the blob like the station.
@@ -453,7 +476,9 @@ impl CredSplitter {
             self.state = State::CertBody;
         }
         if self.cuts.key_offset > len {
-            return Err(CredReject::KeyOffsetBeyondEnd { key_offset: self.cuts.key_offset });
+            return Err(CredReject::KeyOffsetBeyondEnd {
+                key_offset: self.cuts.key_offset,
+            });
         }
         // Key (only the header can still be pending: the cert ended inside the blob).
         let mut held_key = false;
@@ -469,9 +494,14 @@ impl CredSplitter {
         }
         let cuts = self.cuts;
         if cuts.cert_offset < LOG_LOOKBEHIND {
-            return Err(CredReject::LogReadsBeforeStart { cert_offset: cuts.cert_offset });
+            return Err(CredReject::LogReadsBeforeStart {
+                cert_offset: cuts.cert_offset,
+            });
         }
-        let parsed_len = cuts.trust_len.saturating_add(cuts.cert_len).saturating_add(cuts.key_len);
+        let parsed_len = cuts
+            .trust_len
+            .saturating_add(cuts.cert_len)
+            .saturating_add(cuts.key_len);
         if parsed_len > len {
             return Err(CredReject::LengthsDoNotAlign { parsed_len });
         }
@@ -566,9 +596,15 @@ mod tests {
 
     #[test]
     fn failures() {
-        assert_eq!(split(&[0x31, 0], 1).0, Err(CredReject::TrustNotSequence { found: 0x31 }));
+        assert_eq!(
+            split(&[0x31, 0], 1).0,
+            Err(CredReject::TrustNotSequence { found: 0x31 })
+        );
         // Trust claims more than the blob.
-        assert_eq!(split(&[0x30, 0x10, 0], 1).0, Err(CredReject::ReadsPastEnd { at: 0x12 }));
+        assert_eq!(
+            split(&[0x30, 0x10, 0], 1).0,
+            Err(CredReject::ReadsPastEnd { at: 0x12 })
+        );
         // Trust exactly the blob: cert byte is the NUL, key offset past the end.
         assert_eq!(
             split(&der(10, 1), 1).0,
@@ -576,13 +612,25 @@ mod tests {
         );
         let mut b = der(10, 1);
         b.push(0x55);
-        assert_eq!(split(&b, 2).0, Err(CredReject::CertNotSequence { offset: 12, found: 0x55 }));
+        assert_eq!(
+            split(&b, 2).0,
+            Err(CredReject::CertNotSequence {
+                offset: 12,
+                found: 0x55
+            })
+        );
         // Short trust: log line crash.
         let blob = [vec![0x30, 0x00], vec![0; 4]].concat();
-        assert_eq!(split(&blob, 1).0, Err(CredReject::LogReadsBeforeStart { cert_offset: 2 }));
+        assert_eq!(
+            split(&blob, 1).0,
+            Err(CredReject::LogReadsBeforeStart { cert_offset: 2 })
+        );
         // Absent cert, DER key running 2 bytes past the end: KeyBeyondEnd.
         let blob = [der(10, 1), vec![0; 4], vec![0x30, 0x04, 1, 2]].concat();
-        assert_eq!(split(&blob, 1).0, Err(CredReject::KeyBeyondEnd { key_end: 22 }));
+        assert_eq!(
+            split(&blob, 1).0,
+            Err(CredReject::KeyBeyondEnd { key_end: 22 })
+        );
         // Key header cut at the end: reads past the NUL.
         let blob = [der(10, 1), vec![0; 4], vec![0x30, 0x82]].concat();
         assert_eq!(split(&blob, 1).0, Err(CredReject::ReadsPastEnd { at: 19 }));

@@ -99,7 +99,12 @@ pub enum CredFile {
 
 impl CredFile {
     /// The four files, in the station's order.
-    pub const ALL: [CredFile; 4] = [CredFile::Trust, CredFile::Cert, CredFile::Key, CredFile::Uri];
+    pub const ALL: [CredFile; 4] = [
+        CredFile::Trust,
+        CredFile::Cert,
+        CredFile::Key,
+        CredFile::Uri,
+    ];
     /// The three files the credential CRC covers, in CRC order.
     pub const CRED: [CredFile; 3] = [CredFile::Trust, CredFile::Cert, CredFile::Key];
 
@@ -397,7 +402,11 @@ mod mem {
         }
 
         fn check(&self, file: FileId) -> Result<(), MemStoreError> {
-            if self.failing.contains(&file) { Err(MemStoreError::Injected(file)) } else { Ok(()) }
+            if self.failing.contains(&file) {
+                Err(MemStoreError::Injected(file))
+            } else {
+                Ok(())
+            }
         }
     }
 
@@ -408,9 +417,9 @@ mod mem {
             self.check(file)?;
             match self.files.get(&file) {
                 None => Ok(None),
-                Some(v) => {
-                    u32::try_from(v.len()).map(Some).map_err(|_| MemStoreError::TooLarge(file))
-                }
+                Some(v) => u32::try_from(v.len())
+                    .map(Some)
+                    .map_err(|_| MemStoreError::TooLarge(file)),
             }
         }
 
@@ -423,7 +432,9 @@ mod mem {
             self.check(file)?;
             let v = self.files.get(&file).ok_or(MemStoreError::NotFound(file))?;
             let start = usize::try_from(offset).unwrap_or(usize::MAX);
-            let Some(src) = v.get(start..) else { return Ok(0) };
+            let Some(src) = v.get(start..) else {
+                return Ok(0);
+            };
             let n = src.len().min(buf.len());
             if let (Some(dst), Some(src)) = (buf.get_mut(..n), src.get(..n)) {
                 dst.copy_from_slice(src);
@@ -439,13 +450,18 @@ mod mem {
 
         fn write(&mut self, file: FileId, offset: u32, data: &[u8]) -> Result<(), MemStoreError> {
             self.check(file)?;
-            let v = self.files.get_mut(&file).ok_or(MemStoreError::NotFound(file))?;
+            let v = self
+                .files
+                .get_mut(&file)
+                .ok_or(MemStoreError::NotFound(file))?;
             let start = usize::try_from(offset).unwrap_or(usize::MAX);
             if start > v.len() {
                 let size = u32::try_from(v.len()).unwrap_or(u32::MAX);
                 return Err(MemStoreError::Gap { file, offset, size });
             }
-            let end = start.checked_add(data.len()).ok_or(MemStoreError::TooLarge(file))?;
+            let end = start
+                .checked_add(data.len())
+                .ok_or(MemStoreError::TooLarge(file))?;
             if u32::try_from(end).is_err() {
                 return Err(MemStoreError::TooLarge(file));
             }
@@ -467,7 +483,10 @@ mod mem {
         fn rename(&mut self, from: FileId, to: FileId) -> Result<(), MemStoreError> {
             self.check(from)?;
             self.check(to)?;
-            let v = self.files.remove(&from).ok_or(MemStoreError::NotFound(from))?;
+            let v = self
+                .files
+                .remove(&from)
+                .ok_or(MemStoreError::NotFound(from))?;
             self.files.insert(to, v);
             Ok(())
         }

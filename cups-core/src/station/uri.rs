@@ -97,7 +97,12 @@ pub(crate) fn check_host_port_uri(uri: &[u8], scheme: &[u8]) -> Option<HostPort>
     if host.1.checked_sub(host.0)? > MAX_HOST_LEN || port.1.checked_sub(port.0)? > MAX_PORT_LEN {
         return None;
     }
-    Some(HostPort { tls, hostport, host, port })
+    Some(HostPort {
+        tls,
+        hostport,
+        host,
+        port,
+    })
 }
 
 /// Trimmed length of a token file as the station computes it: up to the first NUL, then
@@ -170,7 +175,11 @@ pub(crate) struct BadToken;
 
 impl TokenNormalizer {
     pub(crate) const fn new() -> Self {
-        Self { state: TokState::Name { count: 0 }, prev: 0, any: false }
+        Self {
+            state: TokState::Name { count: 0 },
+            prev: 0,
+            any: false,
+        }
     }
 
     pub(crate) fn push(&mut self, c: u8, out: &mut impl FnMut(&[u8])) -> Result<(), BadToken> {
@@ -179,7 +188,9 @@ impl TokenNormalizer {
             TokState::Name { count } => {
                 if c.is_ascii_alphanumeric() || c == b'-' || c == b'_' {
                     out(&[c]);
-                    self.state = TokState::Name { count: count.saturating_add(1) };
+                    self.state = TokState::Name {
+                        count: count.saturating_add(1),
+                    };
                 } else if count > 0 && c == b':' {
                     out(&[c]);
                     self.state = TokState::Space;
@@ -233,7 +244,12 @@ mod tests {
 
     fn hp(uri: &str) -> Option<(bool, &str, &str, &str)> {
         let h = check_host_port_uri(uri.as_bytes(), b"http")?;
-        Some((tls_of(h), &uri[h.hostport..], &uri[h.host.0..h.host.1], &uri[h.port.0..h.port.1]))
+        Some((
+            tls_of(h),
+            &uri[h.hostport..],
+            &uri[h.host.0..h.host.1],
+            &uri[h.port.0..h.port.1],
+        ))
     }
 
     fn tls_of(h: HostPort) -> bool {
@@ -259,7 +275,10 @@ mod tests {
         assert_eq!(hp("ftp://a:1"), None);
         assert_eq!(hp("http://[::1]x:1"), None);
         assert_eq!(hp("http://[]:1"), None);
-        assert_eq!(hp("http://a:123456789012345"), Some((false, "a:123456789012345", "a", "123456789012345")));
+        assert_eq!(
+            hp("http://a:123456789012345"),
+            Some((false, "a:123456789012345", "a", "123456789012345"))
+        );
         assert_eq!(hp("http://a:1234567890123456"), None);
         assert!(check_host_port_uri(b"wss://h:1", b"ws").is_some());
     }
@@ -280,9 +299,18 @@ mod tests {
 
     #[test]
     fn tokens() {
-        assert_eq!(norm(b"Authorization: Bearer x\r\n").unwrap(), b"Authorization: Bearer x\r\n");
-        assert_eq!(norm(b"Authorization: Bearer x").unwrap(), b"Authorization: Bearer x\r\n");
-        assert_eq!(norm(b"A: 1\nB-c_d: 2\n\n\r\n").unwrap(), b"A: 1\r\nB-c_d: 2\r\n");
+        assert_eq!(
+            norm(b"Authorization: Bearer x\r\n").unwrap(),
+            b"Authorization: Bearer x\r\n"
+        );
+        assert_eq!(
+            norm(b"Authorization: Bearer x").unwrap(),
+            b"Authorization: Bearer x\r\n"
+        );
+        assert_eq!(
+            norm(b"A: 1\nB-c_d: 2\n\n\r\n").unwrap(),
+            b"A: 1\r\nB-c_d: 2\r\n"
+        );
         assert_eq!(norm(b"A: 1\0junk").unwrap(), b"A: 1\r\n");
         assert_eq!(norm(b"A: 1\r").unwrap(), b"A: 1\r\r\n");
         assert_eq!(norm(b"").unwrap(), b"");
