@@ -894,3 +894,52 @@ fn store_failures_are_reported_and_contained() {
     )));
     assert_eq!(st.cred_crc(CredKind::Tc), EMPTY_SET_CRC);
 }
+
+#[test]
+fn sig_key_limits() {
+    // Keys are tried up to MAX_SIG_KEY_INDEX; the request reports at most MAX_KEYS CRCs.
+    use cups_core::request::MAX_KEYS;
+    use cups_core::station::MAX_SIG_KEY_INDEX;
+    let k = signer(0x33);
+    let update = b"u";
+    let seg = k.sign_update(update);
+    let b = body(
+        &ResponseParts {
+            sig: Some(SigRef {
+                key_crc: seg.key_crc(),
+                der: seg.der(),
+            }),
+            update_len: 1,
+            ..Default::default()
+        },
+        update,
+    );
+    let mut store = home();
+    for i in 0..MAX_SIG_KEY_INDEX {
+        store.insert(FileId::SigKey(i), vec![i; 64]);
+    }
+    store.insert(FileId::SigKey(MAX_SIG_KEY_INDEX), k.public_key().0.to_vec());
+    let mut st = station(store.clone());
+    let (_, ev) = interact(&mut st, 200, &b);
+    assert!(has(
+        &ev,
+        StationEvent::UpdateVerified {
+            key_index: MAX_SIG_KEY_INDEX
+        }
+    ));
+
+    for (n, reported) in [
+        (MAX_KEYS - 1, MAX_KEYS - 1),
+        (MAX_KEYS, MAX_KEYS),
+        (MAX_KEYS + 1, MAX_KEYS),
+    ] {
+        let mut store = home();
+        for i in 0..n {
+            store.insert(FileId::SigKey(i as u8), vec![i as u8 + 1; 64]);
+        }
+        let mut st = station(store);
+        let _ = connect(&mut st);
+        let j = body_json(&request(&mut st));
+        assert_eq!(j["keys"].as_array().unwrap().len(), reported, "{n} keys");
+    }
+}

@@ -1136,7 +1136,7 @@ impl<'c, S: StationStore, V: EcdsaP256Verifier> Station<'c, S, V> {
                 return Action::Connect(self.connect_target_inner());
             }
             Phase::Connecting { deadline } | Phase::Receiving { deadline } if now >= deadline => {
-                self.finish(now, Err(FailReason::Transport(TransportError::TimedOut)));
+                self.fail_transport(now, TransportError::TimedOut);
             }
             _ => {}
         }
@@ -1417,7 +1417,15 @@ impl<'c, S: StationStore, V: EcdsaP256Verifier> Station<'c, S, V> {
         let [_, done] = &mut self.bak_done;
         io.backup_config_files(CredKind::Tc, false, done);
         // sys_delayCUPS.
-        if self.last_failed && matches!(self.phase, Phase::Waiting { triggered: false, .. }) {
+        if self.last_failed
+            && matches!(
+                self.phase,
+                Phase::Waiting {
+                    triggered: false,
+                    ..
+                }
+            )
+        {
             let at = now.saturating_add(self.config.oksync_intv);
             self.phase = Phase::Waiting {
                 at,

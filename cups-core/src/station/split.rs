@@ -625,6 +625,16 @@ mod tests {
             split(&blob, 1).0,
             Err(CredReject::LogReadsBeforeStart { cert_offset: 2 })
         );
+        // LOG_LOOKBEHIND: a 3-byte trust crashes the station's log line, a 4-byte one is fine.
+        let blob = [vec![0x30, 0x01, 9], vec![0; 4]].concat();
+        assert_eq!(
+            split(&blob, 1).0,
+            Err(CredReject::LogReadsBeforeStart { cert_offset: 3 })
+        );
+        let blob = [vec![0x30, 0x02, 9, 9], vec![0; 4]].concat();
+        let (r, files) = split(&blob, 1);
+        assert_eq!(r.map(|c| c.cert_offset), Ok(LOG_LOOKBEHIND));
+        assert_eq!(files, [vec![0x30, 2, 9, 9], vec![], vec![]]);
         // Absent cert, DER key running 2 bytes past the end: KeyBeyondEnd.
         let blob = [der(10, 1), vec![0; 4], vec![0x30, 0x04, 1, 2]].concat();
         assert_eq!(
