@@ -1249,8 +1249,13 @@ impl<'c, S: StationStore, V: EcdsaP256Verifier> Station<'c, S, V> {
             other => WriteRequestError::Head(other),
         };
         let host_port = self.target.host_port();
-        // The head without auth lines (its length does not depend on the body length).
-        let base = request::write_station_head(host_port, 0, &[], out).map_err(head_err)?;
+        // The head without auth lines (its length does not depend on the body length). When
+        // it does not fit, go on with an empty body buffer to learn the total size needed.
+        let (base, head_fits) = match request::write_station_head(host_port, 0, &[], out) {
+            Ok(n) => (n, true),
+            Err(request::HeadError::BufferTooSmall { needed }) => (needed, false),
+            Err(e) => return Err(WriteRequestError::Head(e)),
+        };
         let key = FileId::cred(CredKind::Cups, self.target.set.into(), CredFile::Key);
         let token = self.target.tls == Some(AuthMode::Token);
         let mut io = Io {
@@ -1264,9 +1269,22 @@ impl<'c, S: StationStore, V: EcdsaP256Verifier> Station<'c, S, V> {
         }
         let head_len = base.saturating_add(tok_len);
         let body_len = {
-            let body_out = out.get_mut(head_len..).unwrap_or_default();
-            encode_body(&mut io, &self.config, body_out, head_len)?
+            let body_out = if head_fits {
+                out.get_mut(head_len..)
+            } else {
+                None
+            };
+            encode_body(
+                &mut io,
+                &self.config,
+                body_out.unwrap_or_default(),
+                head_len,
+            )?
         };
+        if !head_fits {
+            let needed = head_len.saturating_add(body_len);
+            return Err(WriteRequestError::BufferTooSmall { needed });
+        }
         let blank = base.saturating_sub(2);
         let head = out.get_mut(..base).unwrap_or_default();
         request::write_station_head(host_port, body_len, &[], head).map_err(head_err)?;
