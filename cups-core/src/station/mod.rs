@@ -1108,6 +1108,7 @@ impl<'c, S: StationStore, V: EcdsaP256Verifier> Station<'c, S, V> {
     }
 
     /// The next event, if any.
+    #[must_use]
     pub fn poll_event(&mut self) -> Option<StationEvent> {
         self.events.q.pop_front()
     }
