@@ -652,8 +652,21 @@ pub use rustcrypto::RustCryptoVerifier;
 
 #[cfg(feature = "rustcrypto")]
 mod rustcrypto {
-    use super::{DIGEST_LEN, EcdsaP256Verifier, EcdsaSignature, SigKey};
+    use super::{DIGEST_LEN, EcdsaP256Verifier, EcdsaSignature, SCALAR_LEN, SigKey};
     use p256::ecdsa::{Signature, VerifyingKey, signature::hazmat::PrehashVerifier as _};
+    use p256::elliptic_curve::point::AffineCoordinates as _;
+    use p256::{AffinePoint, FieldBytes};
+
+    /// The key as a verifying key: `X‖Y` must be a point on the curve (not the identity).
+    /// Built from the coordinates directly: no SEC1 decoding, so no point-decompression code
+    /// is linked into firmware.
+    fn verifying_key(key: &SigKey) -> Option<VerifyingKey> {
+        let (x, y) = key.0.split_at(SCALAR_LEN);
+        let x = FieldBytes::try_from(x).ok()?;
+        let y = FieldBytes::try_from(y).ok()?;
+        let point = AffinePoint::from_coordinates(&x, &y).into_option()?;
+        VerifyingKey::from_affine(point).ok()
+    }
 
     /// ECDSA P-256 verification with RustCrypto's `p256` (constant memory, no allocation).
     ///
@@ -667,7 +680,7 @@ mod rustcrypto {
         /// Whether `key` is a point on P-256 (other than the identity).
         #[must_use]
         pub fn is_valid_key(key: &SigKey) -> bool {
-            VerifyingKey::from_sec1_bytes(&key.to_uncompressed()).is_ok()
+            verifying_key(key).is_some()
         }
     }
 
@@ -680,7 +693,7 @@ mod rustcrypto {
             let Ok(sig) = Signature::from_scalars(*parsed.r(), *parsed.s()) else {
                 return false;
             };
-            let Ok(vk) = VerifyingKey::from_sec1_bytes(&key.to_uncompressed()) else {
+            let Some(vk) = verifying_key(key) else {
                 return false;
             };
             // p256 does not normalize S (NistP256::NORMALIZE_S = false): high-S verifies.

@@ -1,0 +1,17 @@
+//! cups-host-server: the CUPS server library (the `cups-server` binary is a thin wrapper).
+//!
+//! | module | what |
+//! |---|---|
+//! | [`model`] | what is stored: gateway records, token index, firmware metadata |
+//! | [`store`] | the storage trait and its filesystem, S3 and in-memory backends |
+//! | [`pki`] | gateway CA, server identity, update-signing keys; minting with rcgen |
+//! | [`planner`] | pure: which segments a gateway receives now, and why |
+//! | [`service`] | authentication, credential minting/renewal, planning, audit: no sockets |
+//! | [`serve`] | HTTPS and admin listeners, limits, timeouts, metrics, shutdown |
+
+pub mod model;
+pub mod pki;
+pub mod planner;
+pub mod serve;
+pub mod service;
+pub mod store;

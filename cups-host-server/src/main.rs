@@ -1,0 +1,2 @@
+//! `cups-server`: see the README.
+fn main() {}
