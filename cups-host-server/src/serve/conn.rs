@@ -18,7 +18,7 @@ use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 use tokio::time::{Instant, Sleep};
 
-use super::{MAX_HEAD_LEN, MAX_HEADERS, ServeConfig, ServeMetrics, Shared, UpdateInfoHandler};
+use super::{MAX_HEAD_LEN, ServeConfig, ServeMetrics, Shared, UpdateInfoHandler};
 use crate::service::PeerIdentity;
 
 /// Pause after a failed `accept` (e.g. out of file descriptors) before trying again.
@@ -38,8 +38,7 @@ pub(super) fn http_builder(config: &ServeConfig) -> http1::Builder {
     b.timer(TokioTimer::new())
         .header_read_timeout(config.header_read_timeout)
         .keep_alive(config.keep_alive)
-        .max_buf_size(MAX_HEAD_LEN)
-        .max_headers(MAX_HEADERS);
+        .max_buf_size(MAX_HEAD_LEN);
     b
 }
 
@@ -233,6 +232,7 @@ where
 {
     tokio::pin!(conn);
     tokio::select! {
+        biased;
         r = conn.as_mut() => r,
         () = shutdown_requested(shutdown) => {
             conn.as_mut().graceful_shutdown();

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
+use futures_util::FutureExt as _;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::{Body as _, Incoming};
 use hyper::header::{self, HeaderValue};
@@ -50,7 +51,7 @@ pub(super) async fn handle<H: UpdateInfoHandler>(
     let resp = update_info(shared, info, req).await;
     shared
         .metrics
-        .update_info_done(resp.status().as_u16(), start.elapsed());
+        .update_info_done(resp.status(), start.elapsed());
     resp
 }
 
@@ -173,7 +174,20 @@ async fn read_body(
     timeout: std::time::Duration,
 ) -> Result<Bytes, Response<ResponseBody>> {
     let collect = Limited::new(body, MAX_BODY_LEN).collect();
-    match tokio::time::timeout(timeout, collect).await {
+    let mut collect = std::pin::pin!(collect);
+    // Usually the body arrived with the head: hyper hands it over as soon as its connection
+    // task runs again, so give it one turn before arming a timer (arming one per request
+    // costs a runtime wake-up, measurable on the no-change path).
+    let mut done = collect.as_mut().now_or_never().map(Ok);
+    if done.is_none() {
+        tokio::task::yield_now().await;
+        done = collect.as_mut().now_or_never().map(Ok);
+    }
+    let done = match done {
+        Some(r) => r,
+        None => tokio::time::timeout(timeout, collect).await,
+    };
+    match done {
         Ok(Ok(collected)) => Ok(collected.to_bytes()),
         Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => Err(close(text(
             StatusCode::PAYLOAD_TOO_LARGE,

@@ -112,9 +112,6 @@ pub const READY_TIMEOUT: Duration = Duration::from_secs(5);
 /// hyper's read buffer limit: a request head larger than this is answered 431.
 pub const MAX_HEAD_LEN: usize = 16 * 1024;
 
-/// Most header lines accepted in one request head (the station sends four or five).
-pub const MAX_HEADERS: usize = 64;
-
 /// Default CUPS listen address (stations need a port in `cups.uri`).
 pub const DEFAULT_LISTEN: SocketAddr =
     SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 16050));

@@ -64,8 +64,8 @@ impl ServeMetrics {
     }
 
     /// Count one finished `/update-info` request.
-    pub(super) fn update_info_done(&self, status: u16, took: Duration) {
-        self.update_info_requests.inc(&status.to_string());
+    pub(super) fn update_info_done(&self, status: hyper::StatusCode, took: Duration) {
+        self.update_info_requests.inc(status.as_str());
         self.update_info_duration.observe(took);
     }
 
