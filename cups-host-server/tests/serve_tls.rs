@@ -67,6 +67,70 @@ async fn station_vectors_over_mutual_tls() {
     server.stop().await;
 }
 
+/// The development PKI that `serve` creates on a fresh clone (`pki::init`), a gateway
+/// credential minted by it, and the station's requests.
+#[tokio::test]
+async fn dev_pki_from_pki_init_with_a_minted_gateway_credential() {
+    use cups_host_server::pki::{ClientUsage, InitOptions, Pki, PkiPaths, init};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let paths = PkiPaths::new(dir.path());
+    init(&paths, &InitOptions::default()).expect("pki init");
+    let pki = Pki::load(&paths).expect("pki load");
+    let tls = cups_host_server::serve::server_config_from_pki(&pki).expect("server config");
+    let handler = Arc::new(TestHandler::decoding());
+    let server = start(test_config(), Some(tls), Arc::clone(&handler)).await;
+
+    let eui = cups_core::Eui64::parse(EUI).expect("eui");
+    let now = time::OffsetDateTime::now_utc();
+    let minted = pki
+        .mint_client(eui, ClientUsage::Cups, time::Duration::days(30), now)
+        .expect("mint");
+    let mut roots = rustls::RootCertStore::empty();
+    for r in pki.gateway_roots() {
+        roots.add(r.clone()).expect("root");
+    }
+    for versions in [
+        &[&rustls::version::TLS12][..],
+        &[&rustls::version::TLS13][..],
+    ] {
+        let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_protocol_versions(versions)
+        .expect("versions")
+        .with_root_certificates(roots.clone())
+        .with_client_auth_cert(
+            vec![minted.cert_der.clone().into()],
+            rustls::pki_types::PrivateKeyDer::Sec1(minted.key_sec1_der.clone().into()),
+        )
+        .expect("client cert");
+        for (name, request, body) in station_requests() {
+            let tls = tls_connect(server.addr, Arc::new(cfg.clone()))
+                .await
+                .expect(name);
+            let mut conn = RawConn::new(tls);
+            conn.send(&request).await.expect("send");
+            let resp = conn.response().await.expect(name);
+            assert_eq!(resp.status, 200, "{name}");
+            assert_eq!(resp.body, cups_core::response::NO_CHANGE);
+            let seen = handler.take_last().expect("handled");
+            assert_eq!(seen.body.as_ref(), body.as_slice());
+            assert_eq!(
+                seen.peer,
+                PeerIdentity::ClientCert {
+                    leaf_der: minted.cert_der.clone()
+                }
+            );
+            // The service can tell who it is from the leaf.
+            let PeerIdentity::ClientCert { leaf_der } = &seen.peer else {
+                unreachable!()
+            };
+            assert!(pki.issued_by_gateway_ca(leaf_der));
+        }
+    }
+    server.stop().await;
+}
+
 async fn one_no_change_request(
     pki: &TestPki,
     server: &Running,

@@ -67,7 +67,7 @@ mod tls;
 
 pub use body::{ResponseBody, ResponseBodyError};
 pub use stats::ServeMetrics;
-pub use tls::{TlsConfigError, peer_identity, server_config};
+pub use tls::{TlsConfigError, peer_identity, server_config, server_config_from_pki};
 
 /// The path stations post to (they append it to `cups.uri` themselves).
 pub const UPDATE_INFO_PATH: &str = "/update-info";

@@ -6,6 +6,7 @@ use rustls::RootCertStore;
 use rustls::server::WebPkiClientVerifier;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
+use crate::pki::Pki;
 use crate::service::PeerIdentity;
 
 /// Why a TLS server configuration could not be built.
@@ -63,6 +64,16 @@ pub fn server_config(
     };
     let config = builder.with_single_cert(cert_chain, key)?;
     Ok(Arc::new(config))
+}
+
+/// [`server_config`] for the server identity of `pki` (`cups.crt`/`cups.key`), with the
+/// gateway CA and the bootstrap CAs as client roots.
+pub fn server_config_from_pki(pki: &Pki) -> Result<Arc<rustls::ServerConfig>, TlsConfigError> {
+    server_config(
+        pki.server_cert_chain(),
+        pki.server_key(),
+        &pki.client_verifier_roots(),
+    )
 }
 
 /// The identity of a TLS peer after the handshake: the verified leaf certificate, if the
