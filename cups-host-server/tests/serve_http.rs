@@ -155,6 +155,21 @@ async fn content_length_that_is_not_a_number_is_400() {
     server.stop().await;
 }
 
+#[tokio::test]
+async fn authorization_that_is_not_visible_ascii_is_400() {
+    let (server, handler) = plain(test_config(), TestHandler::decoding()).await;
+    let (_, request, _) = station_requests().remove(0);
+    let mut request = with_headers(&request, "Authorization: Bearer \r\n");
+    let at = request.windows(7).position(|w| w == b"Bearer ").expect("header") + 7;
+    request.insert(at, 0xff);
+    let mut conn = tcp(server.addr).await;
+    conn.send(&request).await.expect("send");
+    let resp = conn.response().await.expect("response");
+    assert_eq!(resp.status, 400, "{}", resp.text());
+    assert!(handler.seen().is_empty());
+    server.stop().await;
+}
+
 /// A body of `len` bytes: valid JSON (the first-contact request) padded with spaces.
 fn padded_body(len: usize) -> Vec<u8> {
     let mut body = vector("requests/first-contact.json");
