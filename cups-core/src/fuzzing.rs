@@ -40,6 +40,13 @@ pub fn sig_der(data: &[u8]) {
     crate::sig::fuzz_sig_der(data);
 }
 
+/// A station (in-memory store) fed a response body derived from the bytes, whole and in
+/// splits: same files and events either way.
+#[cfg(feature = "alloc")]
+pub fn station(data: &[u8]) {
+    crate::station::fuzz_station(data);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -81,6 +88,7 @@ mod tests {
             roundtrip(data);
             cred(data);
             sig_der(data);
+            station(data);
         }
     }
 }
