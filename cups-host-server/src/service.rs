@@ -365,14 +365,6 @@ pub enum ServiceError {
         /// The limit.
         max: u32,
     },
-    /// A stored signature that is not hex.
-    #[error("firmware {id}: signature for key {key_crc:#010x} is not valid hex")]
-    BadSignature {
-        /// Firmware id.
-        id: String,
-        /// Key CRC.
-        key_crc: u32,
-    },
     /// A file could not be read.
     #[error("cannot read {path}: {source}")]
     Io {
@@ -382,6 +374,10 @@ pub enum ServiceError {
         #[source]
         source: std::io::Error,
     },
+    /// The plan names credentials the record does not hold (a bug: plan and response are
+    /// built from the same record).
+    #[error("plan and record disagree: {0}")]
+    Parts(#[source] crate::planner::PartsError),
     /// The response could not be encoded (a URI or blob the encoder refuses).
     #[error("response cannot be encoded: {0}")]
     Encode(#[source] EncodeError),

@@ -335,13 +335,14 @@ impl Service {
                 let m = self
                     .pki
                     .mint_client(eui, usage, self.settings.credential_validity(), now)?;
-                let blob = self.pki.mtls_blob(usage, &m)?;
+                let blob = self.pki.mtls_blob(&m)?;
                 (blob, Some(m.serial_hex), Some(m.not_after), None)
             }
             Form::Token => {
-                let t = pki::new_token();
-                let lines = pki::bearer_header_lines(&t);
-                let blob = self.pki.token_blob(lines.as_bytes())?;
+                let t = pki::new_token()?;
+                let blob = self
+                    .pki
+                    .token_blob_for(usage, &pki::bearer_header_lines(&t))?;
                 let hash = pki::token_sha256_hex(&t);
                 token_entry = Some((
                     hash.clone(),
@@ -353,7 +354,7 @@ impl Service {
                 token = Some(t);
                 (blob, None, None, Some(hash))
             }
-            Form::ServerAuth => (self.pki.server_auth_blob()?, None, None, None),
+            Form::ServerAuth => (self.pki.server_auth_blob_for(usage)?, None, None, None),
         };
         check_station_safe(&blob).map_err(ServiceError::UnsafeBlob)?;
         Ok(Minted {

@@ -5,9 +5,9 @@ use std::fmt;
 
 use bytes::Bytes;
 use cups_core::Eui64;
-use cups_core::crc::EMPTY_SET_CRC;
+use cups_core::crc::{EMPTY_SET_CRC, crc32};
 use cups_core::request::{JsonStr, UpdateInfo};
-use cups_core::response::{MAX_UPDATE_LEN, ResponseParts, SigRef, encode_head, head_len};
+use cups_core::response::{ResponseParts, encode_head, head_len};
 use time::OffsetDateTime;
 
 use super::auth::{AuthError, AuthMethod, Denied};
@@ -16,41 +16,6 @@ use super::{IncomingRequest, Outcome, RequestOutcome, Service, ServiceError, Ser
 use crate::model::{FirmwareMeta, GatewayRecord};
 use crate::planner::{self, Plan};
 use crate::store::{ObjectStream, keys};
-
-/// What the planner decided, in the terms the encoder needs.
-#[derive(Clone, PartialEq, Eq, Debug, Default)]
-struct Decision {
-    cups_uri: Option<String>,
-    tc_uri: Option<String>,
-    cups_cred: bool,
-    tc_cred: bool,
-    /// Firmware id and the signing key chosen (None: unsigned).
-    update: Option<(String, Option<u32>)>,
-}
-
-impl Decision {
-    fn from_plan(plan: &Plan) -> Self {
-        Self {
-            cups_uri: plan.cups_uri.clone(),
-            tc_uri: plan.tc_uri.clone(),
-            cups_cred: plan.cups_cred,
-            tc_cred: plan.tc_cred,
-            update: plan
-                .update
-                .as_ref()
-                .map(|u| (u.firmware_id.clone(), u.key_crc)),
-        }
-    }
-}
-
-/// An update ready to stream.
-struct OpenUpdate {
-    stream: ObjectStream,
-    len: u32,
-    key_crc: Option<u32>,
-    der: Vec<u8>,
-    id: String,
-}
 
 impl Service {
     /// The planner over this request, record and catalogue.
@@ -61,20 +26,20 @@ impl Service {
         catalogue: &[FirmwareMeta],
     ) -> Plan {
         let defaults = planner::Defaults {
-            cups_uri: self.settings.cups_uri.clone(),
-            tc_uri: self.settings.tc_uri.clone(),
+            cups_uri: self.settings.cups_uri.clone().unwrap_or_default(),
+            tc_uri: self.settings.tc_uri.clone().unwrap_or_default(),
         };
         let key_crcs = self.pki.key_crcs();
-        planner::plan(&planner::PlanInput {
-            request: info,
-            gateway: record,
-            defaults: &defaults,
-            firmware: catalogue,
-            signing_key_crcs: &key_crcs,
-            policy: planner::Policy {
+        planner::plan(
+            info,
+            record,
+            &defaults,
+            catalogue,
+            &key_crcs,
+            planner::Policy {
                 allow_unsigned: self.settings.allow_unsigned,
             },
-        })
+        )
     }
 
     /// The whole request; fills `audit`.
@@ -132,50 +97,29 @@ impl Service {
         };
         let plan = self.plan(&info, &record, &catalogue);
         audit.plan = Some(plan.to_string());
-        self.respond(&Decision::from_plan(&plan), &record, &catalogue, audit)
-            .await
+        self.respond(&plan, &record, audit).await
     }
 
-    /// Encode the head for `d` from the stored `record`, with the update stream if any.
-    async fn respond(
-        &self,
-        d: &Decision,
-        record: &GatewayRecord,
-        catalogue: &[FirmwareMeta],
-        audit: &mut Audit,
-    ) -> Outcome {
-        let cups_cred = d
-            .cups_cred
-            .then(|| record.cups_cred.as_ref().map(|s| &s.current))
-            .flatten();
-        let tc_cred = d
-            .tc_cred
-            .then(|| record.tc_cred.as_ref().map(|s| &s.current))
-            .flatten();
+    /// Encode the head `plan` asks for from the stored `record`, with the update stream.
+    async fn respond(&self, plan: &Plan, record: &GatewayRecord, audit: &mut Audit) -> Outcome {
+        let mut parts = match plan.response_parts(record) {
+            Ok(parts) => parts,
+            Err(e) => return self.fallback(audit, &ServiceError::Parts(e)),
+        };
         let mut update = None;
-        if let Some((id, key_crc)) = &d.update {
-            match self.open_update(catalogue, id, *key_crc).await {
-                Ok(u) => update = Some(u),
+        if let Some(planned) = plan.update() {
+            match self.open_image(&planned.firmware_id, planned.len).await {
+                Ok(stream) => update = Some((stream, planned.firmware_id.clone())),
                 Err(e) => {
+                    // The credentials are stored: send them, just not the update.
                     ServiceMetrics::bump(&self.metrics.storage_errors);
-                    tracing::warn!(eui = %record.eui, firmware = %id, error = %e,
+                    tracing::warn!(eui = %record.eui, firmware = %planned.firmware_id, error = %e,
                         "update image unavailable; answering without it");
+                    parts.sig = None;
+                    parts.update_len = 0;
                 }
             }
         }
-        let parts = ResponseParts {
-            cups_uri: d.cups_uri.as_deref(),
-            tc_uri: d.tc_uri.as_deref(),
-            cups_cred: cups_cred.map(|c| c.blob.as_slice()),
-            tc_cred: tc_cred.map(|c| c.blob.as_slice()),
-            sig: update.as_ref().and_then(|u| {
-                u.key_crc.map(|key_crc| SigRef {
-                    key_crc,
-                    der: u.der.as_slice(),
-                })
-            }),
-            update_len: update.as_ref().map_or(0, |u| u.len),
-        };
         if parts == ResponseParts::default() {
             audit.outcome = RequestOutcome::NoChange;
             return Outcome::no_change();
@@ -189,66 +133,32 @@ impl Service {
             Err(e) => return self.fallback(audit, &ServiceError::Encode(e)),
         };
         audit.outcome = RequestOutcome::Updated;
-        audit.sent_cups_crc = cups_cred.map(|c| c.crc);
-        audit.sent_tc_crc = tc_cred.map(|c| c.crc);
+        audit.sent_cups_crc = parts.cups_cred.map(crc32);
+        audit.sent_tc_crc = parts.tc_cred.map(crc32);
         audit.sent_uris = (parts.cups_uri.is_some(), parts.tc_uri.is_some());
-        if let Some(u) = &update {
+        audit.key_crc = parts.sig.map(|s| s.key_crc);
+        if let Some((_, id)) = &update {
             ServiceMetrics::bump(&self.metrics.updates_served);
-            audit.key_crc = u.key_crc;
-            audit.firmware = Some(u.id.clone());
+            audit.firmware = Some(id.clone());
         }
         Outcome::Respond {
             head: Bytes::from(buf),
             content_length: head.body_len,
-            update: update.map(|u| u.stream),
+            update: update.map(|(stream, _)| stream),
         }
     }
 
-    /// Find firmware `id` in the catalogue, its signature for `key_crc`, and open its image.
-    async fn open_update(
-        &self,
-        catalogue: &[FirmwareMeta],
-        id: &str,
-        key_crc: Option<u32>,
-    ) -> Result<OpenUpdate, ServiceError> {
-        let not_found = || ServiceError::FirmwareNotFound { id: id.to_owned() };
-        let meta = catalogue.iter().find(|m| m.id == id).ok_or_else(not_found)?;
-        let der = match key_crc {
-            Some(crc) => {
-                let sig = meta
-                    .signatures
-                    .iter()
-                    .find(|s| s.key_crc == crc)
-                    .ok_or_else(not_found)?;
-                hex::decode(&sig.der_hex).map_err(|_| ServiceError::BadSignature {
-                    id: id.to_owned(),
-                    key_crc: crc,
-                })?
-            }
-            None => Vec::new(),
-        };
-        let len = u32::try_from(meta.len)
-            .ok()
-            .filter(|l| *l <= MAX_UPDATE_LEN && *l > 0)
-            .ok_or(ServiceError::ImageTooLarge {
-                len: meta.len,
-                max: MAX_UPDATE_LEN,
-            })?;
+    /// Open firmware `id`'s image, which must be `len` bytes long.
+    async fn open_image(&self, id: &str, len: u32) -> Result<ObjectStream, ServiceError> {
         let stream = self
             .store
             .get_stream(&keys::firmware_image(id))
             .await?
-            .ok_or_else(not_found)?;
-        if stream.len != meta.len {
+            .ok_or_else(|| ServiceError::FirmwareNotFound { id: id.to_owned() })?;
+        if stream.len != u64::from(len) {
             return Err(ServiceError::FirmwareIncomplete { id: id.to_owned() });
         }
-        Ok(OpenUpdate {
-            stream,
-            len,
-            key_crc,
-            der,
-            id: id.to_owned(),
-        })
+        Ok(stream)
     }
 
     /// 200 "nothing to do" after a failure the gateway is not to blame for.
