@@ -491,10 +491,7 @@ impl Service {
     }
 
     /// Read a gateway record (revalidating the cached parse by ETag).
-    async fn read_record(
-        &self,
-        eui: Eui64,
-    ) -> Result<Option<(GatewayRecord, ETag)>, ServiceError> {
+    async fn read_record(&self, eui: Eui64) -> Result<Option<(GatewayRecord, ETag)>, ServiceError> {
         let key = keys::gateway(eui);
         let Some(obj) = self.store.get(&key).await? else {
             self.records.remove(&eui);
@@ -506,8 +503,7 @@ impl Service {
             return Ok(Some((record, etag)));
         }
         let record: GatewayRecord = from_json(&key, &obj.bytes)?;
-        self.records
-            .insert(eui, (obj.etag.clone(), record.clone()));
+        self.records.insert(eui, (obj.etag.clone(), record.clone()));
         Ok(Some((record, obj.etag)))
     }
 

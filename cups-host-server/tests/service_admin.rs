@@ -23,31 +23,61 @@ async fn register_list_show_remove() {
         spec.tc_mode = TcMode::Token;
         spec.cups_uri = Some("https://cups.example.com:443".into());
         spec.labels = BTreeMap::from([("site".to_owned(), "roof".to_owned())]);
-        let reg = f.service.register_gateway(spec.clone(), now()).await.unwrap();
+        let reg = f
+            .service
+            .register_gateway(spec.clone(), now())
+            .await
+            .unwrap();
         assert_eq!(reg.record.labels["site"], "roof");
         assert!(matches!(
             f.service.register_gateway(spec, now()).await,
             Err(ServiceError::AlreadyRegistered { .. })
         ));
-        f.service.register_gateway(GatewaySpec::new(other_eui()), now()).await.unwrap();
+        f.service
+            .register_gateway(GatewaySpec::new(other_eui()), now())
+            .await
+            .unwrap();
         let list = f.service.list_gateways().await.unwrap();
-        assert_eq!(list.iter().map(|r| r.eui).collect::<Vec<_>>(), [eui(), other_eui()]);
+        assert_eq!(
+            list.iter().map(|r| r.eui).collect::<Vec<_>>(),
+            [eui(), other_eui()]
+        );
         assert_eq!(f.service.get_gateway(eui()).await.unwrap(), reg.record);
 
         // First contact mints the TC token; removal drops both index entries.
         let token = reg.cups_token.unwrap();
-        decode(f.service.update_info(with_token(&token, vector_body("first-contact")), now()).await).await;
+        decode(
+            f.service
+                .update_info(with_token(&token, vector_body("first-contact")), now())
+                .await,
+        )
+        .await;
         let rec = f.service.get_gateway(eui()).await.unwrap();
         let hashes = [
-            rec.cups_cred.as_ref().unwrap().current.token_sha256.clone().unwrap(),
-            rec.tc_cred.as_ref().unwrap().current.token_sha256.clone().unwrap(),
+            rec.cups_cred
+                .as_ref()
+                .unwrap()
+                .current
+                .token_sha256
+                .clone()
+                .unwrap(),
+            rec.tc_cred
+                .as_ref()
+                .unwrap()
+                .current
+                .token_sha256
+                .clone()
+                .unwrap(),
         ];
         for h in &hashes {
             assert!(f.store.get(&keys::token(h)).await.unwrap().is_some());
         }
         f.service.remove_gateway(eui()).await.unwrap();
         for h in &hashes {
-            assert!(f.store.get(&keys::token(h)).await.unwrap().is_none(), "{backend:?}");
+            assert!(
+                f.store.get(&keys::token(h)).await.unwrap().is_none(),
+                "{backend:?}"
+            );
         }
         assert!(matches!(
             f.service.get_gateway(eui()).await,
@@ -59,7 +89,9 @@ async fn register_list_show_remove() {
         ));
         // The removed gateway's token is now unknown.
         let (status, _) = rejected(
-            &f.service.update_info(with_token(&token, vector_body("first-contact")), now()).await,
+            &f.service
+                .update_info(with_token(&token, vector_body("first-contact")), now())
+                .await,
         );
         assert_eq!(status, 401);
         assert_eq!(f.service.list_gateways().await.unwrap().len(), 1);
@@ -85,7 +117,10 @@ async fn invalid_uris_and_settings_are_refused() {
         min_valid_days: 365,
         ..settings()
     };
-    assert!(matches!(bad.validate(), Err(ServiceError::ValidityTooShort { .. })));
+    assert!(matches!(
+        bad.validate(),
+        Err(ServiceError::ValidityTooShort { .. })
+    ));
     let bad = ServiceSettings {
         cups_uri: Some("wss://x:1".into()),
         ..settings()
@@ -98,13 +133,28 @@ async fn invalid_uris_and_settings_are_refused() {
 #[tokio::test]
 async fn plan_for_is_a_dry_run() {
     let f = Fixture::new(Backend::Memory);
-    f.service.register_gateway(GatewaySpec::new(eui()), now()).await.unwrap();
+    f.service
+        .register_gateway(GatewaySpec::new(eui()), now())
+        .await
+        .unwrap();
     let before = f.store.get(&keys::gateway(eui())).await.unwrap().unwrap();
 
     // Nothing issued yet: the plan mints nothing and says so.
-    let plan = f.service.plan_for(eui(), Some(&vector_body("first-contact")), now()).await.unwrap();
-    assert!(plan.notes().iter().any(|n| matches!(n, Note::CredentialsMissing { kind: CredKind::Cups })));
-    assert_eq!(*plan.action(Segment::CupsCred), Action::Keep(KeepReason::NoCredentials));
+    let plan = f
+        .service
+        .plan_for(eui(), Some(&vector_body("first-contact")), now())
+        .await
+        .unwrap();
+    assert!(plan.notes().iter().any(|n| matches!(
+        n,
+        Note::CredentialsMissing {
+            kind: CredKind::Cups
+        }
+    )));
+    assert_eq!(
+        *plan.action(Segment::CupsCred),
+        Action::Keep(KeepReason::NoCredentials)
+    );
     let after = f.store.get(&keys::gateway(eui())).await.unwrap().unwrap();
     assert_eq!(before.etag, after.etag, "nothing written");
     assert_eq!(f.service.metrics().snapshot().credentials_minted, 0);
@@ -151,7 +201,13 @@ async fn plan_for_is_a_dry_run() {
         f.service.plan_for(eui(), Some(b"{"), now()).await,
         Err(ServiceError::BadRequest(_))
     ));
-    let other = body("first-contact", &Report { router: Some(other_eui()), ..Report::default() });
+    let other = body(
+        "first-contact",
+        &Report {
+            router: Some(other_eui()),
+            ..Report::default()
+        },
+    );
     assert!(matches!(
         f.service.plan_for(eui(), Some(&other), now()).await,
         Err(ServiceError::RouterMismatch { .. })

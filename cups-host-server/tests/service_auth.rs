@@ -16,7 +16,10 @@ async fn malformed_body_is_400_with_the_decoder_error() {
         let out = f.service.update_info(anonymous(bad.to_vec()), now()).await;
         let (status, reason) = rejected(&out);
         assert_eq!(status, 400);
-        assert!(reason.starts_with("malformed update-info request: "), "{reason}");
+        assert!(
+            reason.starts_with("malformed update-info request: "),
+            "{reason}"
+        );
         assert!(!reason.contains('\n'));
     }
     assert_eq!(f.service.metrics().requests(RequestOutcome::BadRequest), 4);
@@ -25,11 +28,19 @@ async fn malformed_body_is_400_with_the_decoder_error() {
 #[tokio::test]
 async fn no_credentials_is_401() {
     let f = Fixture::new(Backend::Memory);
-    f.service.register_gateway(GatewaySpec::new(eui()), now()).await.unwrap();
+    f.service
+        .register_gateway(GatewaySpec::new(eui()), now())
+        .await
+        .unwrap();
     let (status, reason) = rejected(
-        &f.service.update_info(anonymous(vector_body("first-contact")), now()).await,
+        &f.service
+            .update_info(anonymous(vector_body("first-contact")), now())
+            .await,
     );
-    assert_eq!((status, reason.as_str()), (401, "no client certificate and no bearer token"));
+    assert_eq!(
+        (status, reason.as_str()),
+        (401, "no client certificate and no bearer token")
+    );
     // Not a bearer token.
     let mut req = anonymous(vector_body("first-contact"));
     req.authorization = Some("Basic dXNlcjpwYXNz".to_owned());
@@ -38,19 +49,37 @@ async fn no_credentials_is_401() {
     // An unknown token.
     let (status, reason) = rejected(
         &f.service
-            .update_info(with_token("not-a-token-we-issued", vector_body("first-contact")), now())
+            .update_info(
+                with_token("not-a-token-we-issued", vector_body("first-contact")),
+                now(),
+            )
             .await,
     );
     assert_eq!((status, reason.as_str()), (401, "unknown bearer token"));
-    assert_eq!(f.service.metrics().requests(RequestOutcome::Unauthenticated), 3);
+    assert_eq!(
+        f.service
+            .metrics()
+            .requests(RequestOutcome::Unauthenticated),
+        3
+    );
 }
 
 #[tokio::test]
 async fn certificate_of_another_gateway_is_403() {
     let f = Fixture::new(Backend::Memory);
-    f.service.register_gateway(GatewaySpec::new(eui()), now()).await.unwrap();
-    f.service.register_gateway(GatewaySpec::new(other_eui()), now()).await.unwrap();
-    let rec = f.service.issue_credentials(other_eui(), now()).await.unwrap();
+    f.service
+        .register_gateway(GatewaySpec::new(eui()), now())
+        .await
+        .unwrap();
+    f.service
+        .register_gateway(GatewaySpec::new(other_eui()), now())
+        .await
+        .unwrap();
+    let rec = f
+        .service
+        .issue_credentials(other_eui(), now())
+        .await
+        .unwrap();
     let other_cert = blob_cert(&rec.cups_cred.unwrap().current.blob);
     let (status, reason) = rejected(
         &f.service
@@ -75,11 +104,17 @@ async fn unknown_gateway_is_404() {
             .update_info(with_cert(&cert, vector_body("first-contact")), now())
             .await,
     );
-    assert_eq!((status, reason.as_str()), (404, "gateway 0016c001ff10a235 is not registered"));
+    assert_eq!(
+        (status, reason.as_str()),
+        (404, "gateway 0016c001ff10a235 is not registered")
+    );
     // The bootstrap token does not help an unregistered gateway.
     let (status, _) = rejected(
         &f.service
-            .update_info(with_token(BOOTSTRAP_TOKEN, vector_body("first-contact")), now())
+            .update_info(
+                with_token(BOOTSTRAP_TOKEN, vector_body("first-contact")),
+                now(),
+            )
             .await,
     );
     assert_eq!(status, 404);
@@ -91,13 +126,19 @@ async fn unknown_gateway_is_404() {
             .await,
     );
     assert_eq!(status, 404);
-    assert_eq!(f.service.metrics().requests(RequestOutcome::NotRegistered), 3);
+    assert_eq!(
+        f.service.metrics().requests(RequestOutcome::NotRegistered),
+        3
+    );
 }
 
 #[tokio::test]
 async fn certificate_not_on_record_is_403() {
     let f = Fixture::new(Backend::Memory);
-    f.service.register_gateway(GatewaySpec::new(eui()), now()).await.unwrap();
+    f.service
+        .register_gateway(GatewaySpec::new(eui()), now())
+        .await
+        .unwrap();
     // Minted by the gateway CA for this EUI, but not the record's credential.
     let stray = f.foreign_cert(eui(), now());
     let (status, reason) = rejected(
@@ -106,13 +147,19 @@ async fn certificate_not_on_record_is_403() {
             .await,
     );
     assert_eq!(status, 403);
-    assert!(reason.contains("not a current CUPS credential of gateway 0016c001ff10a235"), "{reason}");
+    assert!(
+        reason.contains("not a current CUPS credential of gateway 0016c001ff10a235"),
+        "{reason}"
+    );
 
     // A certificate of a removed and re-registered gateway is refused too.
     let rec = f.service.issue_credentials(eui(), now()).await.unwrap();
     let old = blob_cert(&rec.cups_cred.unwrap().current.blob);
     f.service.remove_gateway(eui()).await.unwrap();
-    f.service.register_gateway(GatewaySpec::new(eui()), now()).await.unwrap();
+    f.service
+        .register_gateway(GatewaySpec::new(eui()), now())
+        .await
+        .unwrap();
     let (status, _) = rejected(
         &f.service
             .update_info(with_cert(&old, vector_body("first-contact")), now())
@@ -124,7 +171,10 @@ async fn certificate_not_on_record_is_403() {
 #[tokio::test]
 async fn expired_certificate_is_403() {
     let f = Fixture::new(Backend::Memory);
-    f.service.register_gateway(GatewaySpec::new(eui()), now()).await.unwrap();
+    f.service
+        .register_gateway(GatewaySpec::new(eui()), now())
+        .await
+        .unwrap();
     let rec = f.service.issue_credentials(eui(), now()).await.unwrap();
     let cert = blob_cert(&rec.cups_cred.unwrap().current.blob);
     let (status, reason) = rejected(
@@ -142,7 +192,10 @@ async fn expired_certificate_is_403() {
 #[tokio::test]
 async fn every_accepted_mode() {
     let f = Fixture::new(Backend::Memory);
-    f.service.register_gateway(GatewaySpec::new(eui()), now()).await.unwrap();
+    f.service
+        .register_gateway(GatewaySpec::new(eui()), now())
+        .await
+        .unwrap();
     // Bootstrap token, bootstrap certificate (fleet-wide), own certificate.
     let factory = leaf(&f.factory, "factory");
     for req in [
@@ -178,7 +231,13 @@ async fn every_accepted_mode() {
     // Own token of a token-mode gateway.
     let mut spec = GatewaySpec::new(other_eui());
     spec.cups_auth = CupsAuth::Token;
-    let token = f.service.register_gateway(spec, now()).await.unwrap().cups_token.unwrap();
+    let token = f
+        .service
+        .register_gateway(spec, now())
+        .await
+        .unwrap()
+        .cups_token
+        .unwrap();
     let d = decode(
         f.service
             .update_info(

@@ -26,7 +26,10 @@ fn spec(model: &str, version: &str, from: &[&str]) -> FirmwareSpec {
 
 /// A confirmed gateway (so that only the update can differ) and the request body maker.
 async fn quiet_gateway(f: &Fixture) -> (Vec<u8>, impl Fn(Report) -> Vec<u8> + use<>) {
-    f.service.register_gateway(GatewaySpec::new(eui()), now()).await.unwrap();
+    f.service
+        .register_gateway(GatewaySpec::new(eui()), now())
+        .await
+        .unwrap();
     let rec = f.service.issue_credentials(eui(), now()).await.unwrap();
     let cups = rec.cups_cred.unwrap().current;
     let tc = rec.tc_cred.unwrap().current;
@@ -53,7 +56,11 @@ async fn signed_update_is_offered_only_where_it_applies() {
         let key_crc = f.pki.key_crcs()[0];
         let meta = f
             .service
-            .add_firmware(spec("linux", "2.0.0", &[]), FirmwareSource::Bytes(Bytes::from_static(IMAGE)), now())
+            .add_firmware(
+                spec("linux", "2.0.0", &[]),
+                FirmwareSource::Bytes(Bytes::from_static(IMAGE)),
+                now(),
+            )
             .await
             .expect("add");
         assert_eq!(meta.id, "linux-2.0.0");
@@ -79,12 +86,31 @@ async fn signed_update_is_offered_only_where_it_applies() {
         // Not offered: other model, already on 2.0.0, only foreign keys, no keys (unsigned not
         // allowed).
         for r in [
-            Report { model: Some("rpi".into()), keys: Some(vec![key_crc]), ..Report::default() },
-            Report { package: Some(Some("2.0.0".into())), keys: Some(vec![key_crc]), ..Report::default() },
-            Report { keys: Some(vec![crc32(b"some other key")]), ..Report::default() },
-            Report { keys: Some(vec![]), ..Report::default() },
+            Report {
+                model: Some("rpi".into()),
+                keys: Some(vec![key_crc]),
+                ..Report::default()
+            },
+            Report {
+                package: Some(Some("2.0.0".into())),
+                keys: Some(vec![key_crc]),
+                ..Report::default()
+            },
+            Report {
+                keys: Some(vec![crc32(b"some other key")]),
+                ..Report::default()
+            },
+            Report {
+                keys: Some(vec![]),
+                ..Report::default()
+            },
         ] {
-            let d = decode(f.service.update_info(with_cert(&cert, make(r.clone())), now()).await).await;
+            let d = decode(
+                f.service
+                    .update_info(with_cert(&cert, make(r.clone())), now())
+                    .await,
+            )
+            .await;
             assert!(d.is_no_change(), "{backend:?} {r:?}: {d:?}");
         }
     }
@@ -101,13 +127,26 @@ async fn unsigned_only_when_allowed_and_from_versions() {
     );
     let (cert, make) = quiet_gateway(&f).await;
     f.service
-        .add_firmware(spec("linux", "3.0.0", &["2.5.0"]), FirmwareSource::Bytes(Bytes::from_static(IMAGE)), now())
+        .add_firmware(
+            spec("linux", "3.0.0", &["2.5.0"]),
+            FirmwareSource::Bytes(Bytes::from_static(IMAGE)),
+            now(),
+        )
         .await
         .unwrap();
     // 1.0.0 is not a from-version.
     let d = decode(
         f.service
-            .update_info(with_cert(&cert, make(Report { keys: Some(vec![]), ..Report::default() })), now())
+            .update_info(
+                with_cert(
+                    &cert,
+                    make(Report {
+                        keys: Some(vec![]),
+                        ..Report::default()
+                    }),
+                ),
+                now(),
+            )
             .await,
     )
     .await;
@@ -141,51 +180,96 @@ async fn add_list_remove() {
         std::fs::write(&path, IMAGE).unwrap();
         let a = f
             .service
-            .add_firmware(spec("linux", "2.0.0", &["1.0.0"]), FirmwareSource::File(path.clone()), now())
+            .add_firmware(
+                spec("linux", "2.0.0", &["1.0.0"]),
+                FirmwareSource::File(path.clone()),
+                now(),
+            )
             .await
             .expect("from file");
         let mut s = spec("rpi", "2.0.0+build/7", &[]);
         let b = f
             .service
-            .add_firmware(s.clone(), FirmwareSource::Bytes(Bytes::from_static(b"x")), now())
+            .add_firmware(
+                s.clone(),
+                FirmwareSource::Bytes(Bytes::from_static(b"x")),
+                now(),
+            )
             .await
             .unwrap();
         assert_eq!(b.id, "rpi-2.0.0_build_7");
         // The image is stored as given, the metadata parses back.
-        let img = f.store.get(&keys::firmware_image(&a.id)).await.unwrap().unwrap();
+        let img = f
+            .store
+            .get(&keys::firmware_image(&a.id))
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(&img.bytes[..], IMAGE);
-        let raw = f.store.get(&keys::firmware_meta(&a.id)).await.unwrap().unwrap();
+        let raw = f
+            .store
+            .get(&keys::firmware_meta(&a.id))
+            .await
+            .unwrap()
+            .unwrap();
         let stored: FirmwareMeta = serde_json::from_slice(&raw.bytes).unwrap();
         assert_eq!(stored, a);
 
         let list = f.service.list_firmware().await.unwrap();
-        assert_eq!(list.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(), ["linux-2.0.0", "rpi-2.0.0_build_7"]);
+        assert_eq!(
+            list.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(),
+            ["linux-2.0.0", "rpi-2.0.0_build_7"]
+        );
 
         // Errors: duplicate, empty, bad id, missing file, unknown id.
         assert!(matches!(
-            f.service.add_firmware(s.clone(), FirmwareSource::Bytes(Bytes::from_static(b"y")), now()).await,
+            f.service
+                .add_firmware(
+                    s.clone(),
+                    FirmwareSource::Bytes(Bytes::from_static(b"y")),
+                    now()
+                )
+                .await,
             Err(ServiceError::FirmwareExists { .. })
         ));
         s.id = Some("other".into());
         assert!(matches!(
-            f.service.add_firmware(s.clone(), FirmwareSource::Bytes(Bytes::new()), now()).await,
+            f.service
+                .add_firmware(s.clone(), FirmwareSource::Bytes(Bytes::new()), now())
+                .await,
             Err(ServiceError::EmptyImage)
         ));
         s.id = Some("a/b".into());
         assert!(matches!(
-            f.service.add_firmware(s.clone(), FirmwareSource::Bytes(Bytes::from_static(b"y")), now()).await,
+            f.service
+                .add_firmware(
+                    s.clone(),
+                    FirmwareSource::Bytes(Bytes::from_static(b"y")),
+                    now()
+                )
+                .await,
             Err(ServiceError::InvalidFirmwareId { .. })
         ));
         s.id = None;
         assert!(matches!(
             f.service
-                .add_firmware(spec("x", "1", &[]), FirmwareSource::File(f.tmp.path().join("missing")), now())
+                .add_firmware(
+                    spec("x", "1", &[]),
+                    FirmwareSource::File(f.tmp.path().join("missing")),
+                    now()
+                )
                 .await,
             Err(ServiceError::Io { .. })
         ));
 
         f.service.remove_firmware(&a.id).await.unwrap();
-        assert!(f.store.get(&keys::firmware_image(&a.id)).await.unwrap().is_none());
+        assert!(
+            f.store
+                .get(&keys::firmware_image(&a.id))
+                .await
+                .unwrap()
+                .is_none()
+        );
         assert!(matches!(
             f.service.remove_firmware(&a.id).await,
             Err(ServiceError::FirmwareNotFound { .. })
@@ -201,13 +285,29 @@ async fn missing_image_drops_only_the_update() {
     let key_crc = f.pki.key_crcs()[0];
     let meta = f
         .service
-        .add_firmware(spec("linux", "2.0.0", &[]), FirmwareSource::Bytes(Bytes::from_static(IMAGE)), now())
+        .add_firmware(
+            spec("linux", "2.0.0", &[]),
+            FirmwareSource::Bytes(Bytes::from_static(IMAGE)),
+            now(),
+        )
         .await
         .unwrap();
-    f.store.delete(&keys::firmware_image(&meta.id)).await.unwrap();
+    f.store
+        .delete(&keys::firmware_image(&meta.id))
+        .await
+        .unwrap();
     let d = decode(
         f.service
-            .update_info(with_cert(&cert, make(Report { keys: Some(vec![key_crc]), ..Report::default() })), now())
+            .update_info(
+                with_cert(
+                    &cert,
+                    make(Report {
+                        keys: Some(vec![key_crc]),
+                        ..Report::default()
+                    }),
+                ),
+                now(),
+            )
             .await,
     )
     .await;

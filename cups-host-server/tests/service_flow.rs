@@ -3,8 +3,8 @@
 
 mod service_support;
 
-use cups_core::cred::{BlobForm, SafeBlob, check_station_safe};
 use cups_core::crc::crc32;
+use cups_core::cred::{BlobForm, SafeBlob, check_station_safe};
 use cups_host_server::model::{CupsAuth, TcMode, TokenEntry, TokenUsage};
 use cups_host_server::pki;
 use cups_host_server::service::{GatewaySpec, RequestOutcome};
@@ -30,10 +30,16 @@ async fn first_contact_sends_both_blobs_then_no_change_and_confirmation() {
         // First contact with the fleet-wide bootstrap token: both credential sets + TC URI.
         let first = f
             .service
-            .update_info(with_token(BOOTSTRAP_TOKEN, vector_body("first-contact")), t0)
+            .update_info(
+                with_token(BOOTSTRAP_TOKEN, vector_body("first-contact")),
+                t0,
+            )
             .await;
         let d = decode(first).await;
-        assert_eq!(d.cups_uri, None, "{backend:?}: reported CUPS URI is the target");
+        assert_eq!(
+            d.cups_uri, None,
+            "{backend:?}: reported CUPS URI is the target"
+        );
         assert_eq!(d.tc_uri.as_deref(), Some(TC_URI.as_bytes()));
         let cups = d.cups_cred.clone().expect("CUPS credentials");
         let tc = d.tc_cred.clone().expect("TC credentials");
@@ -64,12 +70,18 @@ async fn first_contact_sends_both_blobs_then_no_change_and_confirmation() {
         assert_eq!(cups_slot.current.crc, crc32(&cups));
         assert_eq!(tc_slot.current.crc, crc32(&tc));
         assert!(cups_slot.current.confirmed_at.is_none());
-        assert!(rec.bootstrap_open(), "bootstrap credentials do not close bootstrap");
+        assert!(
+            rec.bootstrap_open(),
+            "bootstrap credentials do not close bootstrap"
+        );
 
         // The same first request again (response lost): the same blobs, nothing new minted.
         let again = decode(
             f.service
-                .update_info(with_token(BOOTSTRAP_TOKEN, vector_body("first-contact")), t0)
+                .update_info(
+                    with_token(BOOTSTRAP_TOKEN, vector_body("first-contact")),
+                    t0,
+                )
                 .await,
         )
         .await;
@@ -88,7 +100,12 @@ async fn first_contact_sends_both_blobs_then_no_change_and_confirmation() {
                 ..Report::default()
             },
         );
-        let second = decode(f.service.update_info(with_cert(&cups_cert, steady.clone()), t1).await).await;
+        let second = decode(
+            f.service
+                .update_info(with_cert(&cups_cert, steady.clone()), t1)
+                .await,
+        )
+        .await;
         assert!(second.is_no_change(), "{backend:?}: {second:?}");
         let rec = f.service.get_gateway(eui()).await.expect("record");
         assert_eq!(rec.own_creds_used_at, Some(t1));
@@ -108,14 +125,22 @@ async fn first_contact_sends_both_blobs_then_no_change_and_confirmation() {
         // Bootstrap is closed now.
         let (status, reason) = rejected(
             &f.service
-                .update_info(with_token(BOOTSTRAP_TOKEN, vector_body("first-contact")), t1)
+                .update_info(
+                    with_token(BOOTSTRAP_TOKEN, vector_body("first-contact")),
+                    t1,
+                )
                 .await,
         );
         assert_eq!(status, 403);
         assert!(reason.contains("bootstrap access"), "{reason}");
 
         // The steady state stays quiet.
-        let third = decode(f.service.update_info(with_cert(&cups_cert, steady), t1).await).await;
+        let third = decode(
+            f.service
+                .update_info(with_cert(&cups_cert, steady), t1)
+                .await,
+        )
+        .await;
         assert!(third.is_no_change());
     }
 }
@@ -135,7 +160,10 @@ async fn bootstrap_certificate_first_contact_and_closing() {
                     .await,
             )
             .await;
-            assert!(d.cups_cred.is_some() && d.tc_cred.is_some(), "{backend:?} {cn}");
+            assert!(
+                d.cups_cred.is_some() && d.tc_cred.is_some(),
+                "{backend:?} {cn}"
+            );
         }
         // A factory certificate naming another gateway is refused.
         let wrong = leaf(&f.factory, OTHER_HEX);
@@ -260,11 +288,23 @@ async fn token_mode_blobs_and_index() {
         let mut spec = GatewaySpec::new(eui());
         spec.cups_auth = CupsAuth::Token;
         spec.tc_mode = TcMode::Token;
-        let reg = f.service.register_gateway(spec, now()).await.expect("register");
+        let reg = f
+            .service
+            .register_gateway(spec, now())
+            .await
+            .expect("register");
         let token = reg.cups_token.clone().expect("token shown once");
-        assert!(!format!("{reg:?}").contains(&token), "Debug redacts the token");
+        assert!(
+            !format!("{reg:?}").contains(&token),
+            "Debug redacts the token"
+        );
         let sha = pki::token_sha256_hex(&token);
-        let entry = f.store.get(&keys::token(&sha)).await.unwrap().expect("index entry");
+        let entry = f
+            .store
+            .get(&keys::token(&sha))
+            .await
+            .unwrap()
+            .expect("index entry");
         let entry: TokenEntry = serde_json::from_slice(&entry.bytes).unwrap();
         assert_eq!((entry.eui, entry.usage), (eui(), TokenUsage::Cups));
         // Only the hash is in the index.
@@ -286,9 +326,24 @@ async fn token_mode_blobs_and_index() {
         assert_eq!(tc_safe.form(), BlobForm::Token);
         // The TC token is indexed as an LNS token and is no CUPS credential.
         let rec = f.service.get_gateway(eui()).await.unwrap();
-        assert!(rec.own_creds_used_at.is_some(), "own token closes bootstrap");
-        let tc_sha = rec.tc_cred.as_ref().unwrap().current.token_sha256.clone().unwrap();
-        let tc_entry = f.store.get(&keys::token(&tc_sha)).await.unwrap().expect("tc entry");
+        assert!(
+            rec.own_creds_used_at.is_some(),
+            "own token closes bootstrap"
+        );
+        let tc_sha = rec
+            .tc_cred
+            .as_ref()
+            .unwrap()
+            .current
+            .token_sha256
+            .clone()
+            .unwrap();
+        let tc_entry = f
+            .store
+            .get(&keys::token(&tc_sha))
+            .await
+            .unwrap()
+            .expect("tc entry");
         let tc_entry: TokenEntry = serde_json::from_slice(&tc_entry.bytes).unwrap();
         assert_eq!(tc_entry.usage, TokenUsage::Tc);
         let lines = String::from_utf8(tc_safe.key().to_vec()).unwrap();
@@ -315,7 +370,12 @@ async fn token_mode_blobs_and_index() {
                 ..Report::default()
             },
         );
-        let d = decode(f.service.update_info(with_token(&token, quiet), now()).await).await;
+        let d = decode(
+            f.service
+                .update_info(with_token(&token, quiet), now())
+                .await,
+        )
+        .await;
         assert!(d.is_no_change());
 
         // A token of another gateway is refused.
@@ -330,7 +390,10 @@ async fn token_mode_blobs_and_index() {
             .unwrap();
         let (status, reason) = rejected(
             &f.service
-                .update_info(with_token(&other_token, vector_body("first-contact")), now())
+                .update_info(
+                    with_token(&other_token, vector_body("first-contact")),
+                    now(),
+                )
                 .await,
         );
         assert_eq!(status, 403);
@@ -349,14 +412,19 @@ async fn server_auth_tc_mode() {
     f.service.register_gateway(spec, now()).await.unwrap();
     let d = decode(
         f.service
-            .update_info(with_token(BOOTSTRAP_TOKEN, vector_body("first-contact")), now())
+            .update_info(
+                with_token(BOOTSTRAP_TOKEN, vector_body("first-contact")),
+                now(),
+            )
             .await,
     )
     .await;
     let tc = d.tc_cred.expect("TC blob");
     assert_eq!(check_station_safe(&tc).unwrap().form, BlobForm::ServerAuth);
     assert_eq!(
-        check_station_safe(&d.cups_cred.expect("CUPS blob")).unwrap().form,
+        check_station_safe(&d.cups_cred.expect("CUPS blob"))
+            .unwrap()
+            .form,
         BlobForm::Mtls
     );
 }

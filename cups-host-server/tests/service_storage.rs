@@ -5,39 +5,65 @@
 mod service_support;
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
 
 use cups_core::crc::crc32;
-use cups_host_server::service::{GatewaySpec, RequestOutcome, Service};
-use cups_host_server::store::Store;
+use cups_host_server::service::{GatewaySpec, MetricsSnapshot, RequestOutcome, Service};
+use cups_host_server::store::fs::FsStore;
 use cups_host_server::store::memory::MemoryStore;
+use cups_host_server::store::{ETag, Object, ObjectStream, PutMode, Store, StoreError, keys};
 use service_support::*;
 
 fn flaky_fixture() -> (Fixture, Arc<FlakyStore>) {
     let (tmp, paths, pki, factory) = fresh_pki();
     let flaky = Arc::new(FlakyStore::new(Arc::new(MemoryStore::new())));
     let store: Arc<dyn Store> = flaky.clone();
-    (Fixture::over(tmp, paths, pki, factory, store, settings()), flaky)
+    (
+        Fixture::over(tmp, paths, pki, factory, store, settings()),
+        flaky,
+    )
 }
 
 #[tokio::test]
 async fn unreadable_store_answers_no_change_and_counts() {
     let (f, flaky) = flaky_fixture();
-    f.service.register_gateway(GatewaySpec::new(eui()), now()).await.unwrap();
+    f.service
+        .register_gateway(GatewaySpec::new(eui()), now())
+        .await
+        .unwrap();
     let rec = f.service.issue_credentials(eui(), now()).await.unwrap();
     let cert = blob_cert(&rec.cups_cred.unwrap().current.blob);
 
     flaky.set(true, false);
     assert!(!f.service.ready().await);
     // Own certificate: record unreadable.
-    let d = decode(f.service.update_info(with_cert(&cert, vector_body("first-contact")), now()).await).await;
+    let d = decode(
+        f.service
+            .update_info(with_cert(&cert, vector_body("first-contact")), now())
+            .await,
+    )
+    .await;
     assert!(d.is_no_change());
     // Token: index unreadable.
-    let d = decode(f.service.update_info(with_token("some-token", vector_body("first-contact")), now()).await).await;
+    let d = decode(
+        f.service
+            .update_info(
+                with_token("some-token", vector_body("first-contact")),
+                now(),
+            )
+            .await,
+    )
+    .await;
     assert!(d.is_no_change());
     // Bootstrap token: record unreadable.
     let d = decode(
         f.service
-            .update_info(with_token(BOOTSTRAP_TOKEN, vector_body("first-contact")), now())
+            .update_info(
+                with_token(BOOTSTRAP_TOKEN, vector_body("first-contact")),
+                now(),
+            )
             .await,
     )
     .await;
@@ -46,24 +72,39 @@ async fn unreadable_store_answers_no_change_and_counts() {
     assert_eq!(m.requests(RequestOutcome::StorageFallback), 3);
     assert_eq!(m.snapshot().storage_errors, 3);
     // Failures that need no store stay failures.
-    let (status, _) = rejected(&f.service.update_info(anonymous(vector_body("first-contact")), now()).await);
+    let (status, _) = rejected(
+        &f.service
+            .update_info(anonymous(vector_body("first-contact")), now())
+            .await,
+    );
     assert_eq!(status, 401);
 
     flaky.set(false, false);
     assert!(f.service.ready().await);
-    let d = decode(f.service.update_info(with_cert(&cert, vector_body("first-contact")), now()).await).await;
+    let d = decode(
+        f.service
+            .update_info(with_cert(&cert, vector_body("first-contact")), now())
+            .await,
+    )
+    .await;
     assert!(d.cups_cred.is_some());
 }
 
 #[tokio::test]
 async fn unwritable_store_never_sends_unstored_credentials() {
     let (f, flaky) = flaky_fixture();
-    f.service.register_gateway(GatewaySpec::new(eui()), now()).await.unwrap();
+    f.service
+        .register_gateway(GatewaySpec::new(eui()), now())
+        .await
+        .unwrap();
     flaky.set(false, true);
     // First contact needs minting: the write fails, nothing is sent.
     let d = decode(
         f.service
-            .update_info(with_token(BOOTSTRAP_TOKEN, vector_body("first-contact")), now())
+            .update_info(
+                with_token(BOOTSTRAP_TOKEN, vector_body("first-contact")),
+                now(),
+            )
             .await,
     )
     .await;
@@ -77,7 +118,10 @@ async fn unwritable_store_never_sends_unstored_credentials() {
     // Store back: minted, stored, sent — what is sent is what is stored.
     let d = decode(
         f.service
-            .update_info(with_token(BOOTSTRAP_TOKEN, vector_body("first-contact")), now())
+            .update_info(
+                with_token(BOOTSTRAP_TOKEN, vector_body("first-contact")),
+                now(),
+            )
             .await,
     )
     .await;
@@ -86,17 +130,81 @@ async fn unwritable_store_never_sends_unstored_credentials() {
     assert_eq!(d.tc_cred.unwrap(), rec.tc_cred.unwrap().current.blob);
 }
 
-/// 50 concurrent first requests for one gateway on two service instances over one store.
-async fn race(store: Arc<dyn Store>, f: &Fixture) {
-    let a = Arc::new(Service::new(Arc::clone(&store), Arc::clone(&f.pki), settings()).unwrap());
-    let b = Arc::new(Service::new(Arc::clone(&store), Arc::clone(&f.pki), settings()).unwrap());
-    a.register_gateway(GatewaySpec::new(eui()), now()).await.unwrap();
+/// Number of concurrent first requests in the race tests.
+const RACERS: usize = 50;
+
+/// A store wrapper that holds the results of the first `RACERS` reads of one key until all of
+/// them were made: every racer reads the record before any of them can write it, so the race
+/// is certain.
+#[derive(Debug)]
+struct StartLine {
+    inner: Arc<dyn Store>,
+    key: String,
+    gate: Arc<Gate>,
+}
+
+/// Shared by the store handles of both instances.
+#[derive(Debug)]
+struct Gate {
+    arrived: std::sync::atomic::AtomicUsize,
+    barrier: tokio::sync::Barrier,
+}
+
+#[async_trait::async_trait]
+impl Store for StartLine {
+    async fn get(&self, key: &str) -> Result<Option<Object>, StoreError> {
+        let read = self.inner.get(key).await;
+        if key == self.key && self.gate.arrived.fetch_add(1, Ordering::SeqCst) < RACERS {
+            self.gate.barrier.wait().await;
+        }
+        read
+    }
+    async fn get_stream(&self, key: &str) -> Result<Option<ObjectStream>, StoreError> {
+        self.inner.get_stream(key).await
+    }
+    async fn put(&self, key: &str, bytes: Bytes, mode: PutMode) -> Result<ETag, StoreError> {
+        self.inner.put(key, bytes, mode).await
+    }
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.inner.delete(key).await
+    }
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        self.inner.list(prefix).await
+    }
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.inner.ping().await
+    }
+}
+
+/// `RACERS` concurrent first requests for one gateway on two service instances over `shared`
+/// (each instance with its own handle, as two processes would have).
+async fn race(shared: [Arc<dyn Store>; 2], f: &Fixture) {
+    let register = Service::new(Arc::clone(&shared[0]), Arc::clone(&f.pki), settings()).unwrap();
+    register
+        .register_gateway(GatewaySpec::new(eui()), now())
+        .await
+        .unwrap();
+    let gate = Arc::new(Gate {
+        arrived: std::sync::atomic::AtomicUsize::new(0),
+        barrier: tokio::sync::Barrier::new(RACERS),
+    });
+    let services = shared.map(|inner| {
+        let gated: Arc<dyn Store> = Arc::new(YieldingStore(Arc::new(StartLine {
+            inner,
+            key: keys::gateway(eui()),
+            gate: Arc::clone(&gate),
+        })));
+        Arc::new(Service::new(gated, Arc::clone(&f.pki), settings()).unwrap())
+    });
     let mut tasks = Vec::new();
-    for i in 0..50 {
-        let svc = if i % 2 == 0 { Arc::clone(&a) } else { Arc::clone(&b) };
+    for i in 0..RACERS {
+        let svc = Arc::clone(&services[i % 2]);
         tasks.push(tokio::spawn(async move {
             let out = svc
-                .update_info(with_token(BOOTSTRAP_TOKEN, vector_body("first-contact")), now())
+                .update_info(
+                    with_token(BOOTSTRAP_TOKEN, vector_body("first-contact")),
+                    now(),
+                )
                 .await;
             decode(out).await
         }));
@@ -105,33 +213,54 @@ async fn race(store: Arc<dyn Store>, f: &Fixture) {
     for t in tasks {
         responses.push(t.await.expect("task"));
     }
-    let rec = a.get_gateway(eui()).await.unwrap();
+    let rec = register.get_gateway(eui()).await.unwrap();
     let cups = rec.cups_cred.as_ref().unwrap();
     let tc = rec.tc_cred.as_ref().unwrap();
-    assert!(cups.previous.is_none() && tc.previous.is_none(), "one credential set");
+    assert!(
+        cups.previous.is_none() && tc.previous.is_none(),
+        "one credential set"
+    );
     for d in &responses {
         assert_eq!(d.cups_cred.as_deref(), Some(&cups.current.blob[..]));
         assert_eq!(d.tc_cred.as_deref(), Some(&tc.current.blob[..]));
     }
     assert_eq!(crc32(&cups.current.blob), cups.current.crc);
-    // Exactly one CUPS and one TC credential were stored across both instances.
-    let minted = a.metrics().snapshot().credentials_minted + b.metrics().snapshot().credentials_minted;
-    assert_eq!(minted, 2);
-    let fallbacks = a.metrics().requests(RequestOutcome::StorageFallback)
-        + b.metrics().requests(RequestOutcome::StorageFallback);
-    assert_eq!(fallbacks, 0);
+    let sum = |f: fn(&MetricsSnapshot) -> u64| {
+        services
+            .iter()
+            .map(|s| f(&s.metrics().snapshot()))
+            .sum::<u64>()
+    };
+    // Exactly one CUPS and one TC credential were stored across both instances; every other
+    // racer lost its conditional write once, re-read, and served the winner's.
+    assert_eq!(sum(|m| m.credentials_minted), 2);
+    assert_eq!(sum(|m| m.write_conflicts), RACERS as u64 - 1);
+    assert_eq!(sum(|m| m.storage_errors), 0);
+    let updated: u64 = services
+        .iter()
+        .map(|s| s.metrics().requests(RequestOutcome::Updated))
+        .sum();
+    assert_eq!(updated, RACERS as u64);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn fifty_concurrent_first_requests_on_two_instances_memory() {
     let f = Fixture::new(Backend::Memory);
-    let store: Arc<dyn Store> = Arc::new(YieldingStore(Arc::new(MemoryStore::new())));
-    race(store, &f).await;
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    race([Arc::clone(&store), store], &f).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn fifty_concurrent_first_requests_on_two_instances_fs() {
     let f = Fixture::new(Backend::Fs);
-    let store: Arc<dyn Store> = Arc::new(YieldingStore(service_support::store(Backend::Fs, f.tmp.path())));
-    race(store, &f).await;
+    // Two handles on one directory, as two server processes sharing it.
+    let dir = f.tmp.path().join("race");
+    race(
+        [
+            Arc::new(FsStore::open(dir.clone()).unwrap()),
+            Arc::new(FsStore::open(dir).unwrap()),
+        ],
+        &f,
+    )
+    .await;
 }

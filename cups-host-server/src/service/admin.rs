@@ -59,7 +59,10 @@ impl fmt::Debug for Registered {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Registered")
             .field("eui", &self.record.eui)
-            .field("cups_token", &self.cups_token.as_ref().map(|_| "<redacted>"))
+            .field(
+                "cups_token",
+                &self.cups_token.as_ref().map(|_| "<redacted>"),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -231,7 +234,9 @@ impl Service {
                 fx.count(&self.metrics);
                 Ok(record)
             }
-            Err(super::creds::ReconcileError::Denied(_)) => Err(ServiceError::NotRegistered { eui }),
+            Err(super::creds::ReconcileError::Denied(_)) => {
+                Err(ServiceError::NotRegistered { eui })
+            }
             Err(super::creds::ReconcileError::Service(e)) => Err(e),
         }
     }

@@ -155,6 +155,13 @@ impl Service {
                 }
                 return Ok(Presented::BootstrapCert);
             }
+            // rustls verified the chain against the gateway and bootstrap CAs; check the
+            // issuer again so that no other path can hand in a certificate of another CA.
+            if !self.pki.issued_by_gateway_ca(leaf_der) {
+                return deny(Denied::forbidden(
+                    "client certificate is not issued by the gateway CA",
+                ));
+            }
             let Ok(id) = pki::identity_from_cert(leaf_der) else {
                 return deny(Denied::forbidden(
                     "client certificate names no gateway EUI in its CN or SAN",

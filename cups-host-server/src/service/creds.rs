@@ -10,8 +10,8 @@
 use std::fmt;
 
 use cups_core::Eui64;
-use cups_core::cred::check_station_safe;
 use cups_core::crc::crc32;
+use cups_core::cred::check_station_safe;
 use time::OffsetDateTime;
 
 use super::auth::{Denied, Presented, check_against_record};
@@ -202,10 +202,15 @@ impl Service {
             let bytes = to_json(&key, &next)?;
             // Index entries first: a stored record never names a token the index lacks.
             if let Err(e) = self.create_token_entries(&fx.new_tokens).await {
-                self.delete_tokens(fx.new_tokens.iter().map(|(h, _)| h)).await;
+                self.delete_tokens(fx.new_tokens.iter().map(|(h, _)| h))
+                    .await;
                 return Err(e.into());
             }
-            match self.store.put(&key, bytes, PutMode::Update(etag.clone())).await {
+            match self
+                .store
+                .put(&key, bytes, PutMode::Update(etag.clone()))
+                .await
+            {
                 Ok(new_etag) => {
                     self.cache_record(&next, &new_etag);
                     self.delete_tokens(fx.retired_tokens.iter()).await;
@@ -214,7 +219,8 @@ impl Service {
                 Err(e) if e.is_conflict() => {
                     ServiceMetrics::bump(&self.metrics.write_conflicts);
                     tracing::debug!(eui = %eui, "gateway record changed concurrently; re-reading");
-                    self.delete_tokens(fx.new_tokens.iter().map(|(h, _)| h)).await;
+                    self.delete_tokens(fx.new_tokens.iter().map(|(h, _)| h))
+                        .await;
                     match self.read_record(eui).await? {
                         Some((r, t)) => {
                             record = r;
@@ -224,7 +230,8 @@ impl Service {
                     }
                 }
                 Err(e) => {
-                    self.delete_tokens(fx.new_tokens.iter().map(|(h, _)| h)).await;
+                    self.delete_tokens(fx.new_tokens.iter().map(|(h, _)| h))
+                        .await;
                     return Err(ServiceError::Store(e).into());
                 }
             }
@@ -276,7 +283,9 @@ impl Service {
         let renewal = match slot.as_ref() {
             None => false,
             Some(s) if Form::of(&s.current) != form => false,
-            Some(s) if form == Form::Cert && s.current.not_after.is_none_or(|t| t < renew_before) => {
+            Some(s)
+                if form == Form::Cert && s.current.not_after.is_none_or(|t| t < renew_before) =>
+            {
                 true
             }
             Some(_) => return Ok(()),
@@ -332,9 +341,9 @@ impl Service {
         let mut token_entry = None;
         let (blob, serial, not_after, token_sha256) = match form {
             Form::Cert => {
-                let m = self
-                    .pki
-                    .mint_client(eui, usage, self.settings.credential_validity(), now)?;
+                let m =
+                    self.pki
+                        .mint_client(eui, usage, self.settings.credential_validity(), now)?;
                 let blob = self.pki.mtls_blob(&m)?;
                 (blob, Some(m.serial_hex), Some(m.not_after), None)
             }
@@ -402,7 +411,13 @@ impl Service {
 
 /// The gateway reported `crc` for `slot`: if that is the current blob and not yet confirmed,
 /// record the confirmation and drop `previous`.
-fn confirm(slot: &mut Option<CredSlot>, crc: u32, which: Slot, now: OffsetDateTime, fx: &mut Effects) {
+fn confirm(
+    slot: &mut Option<CredSlot>,
+    crc: u32,
+    which: Slot,
+    now: OffsetDateTime,
+    fx: &mut Effects,
+) {
     let Some(s) = slot.as_mut() else {
         return;
     };

@@ -216,7 +216,9 @@ impl Service {
             .await
         {
             Ok(_) => {}
-            Err(StoreError::AlreadyExists { .. }) => return Err(ServiceError::FirmwareExists { id }),
+            Err(StoreError::AlreadyExists { .. }) => {
+                return Err(ServiceError::FirmwareExists { id });
+            }
             Err(e) => return Err(e.into()),
         }
         self.firmware.invalidate();

@@ -59,9 +59,7 @@ impl RequestOutcome {
     #[must_use]
     pub const fn status(self) -> u16 {
         match self {
-            Self::Updated | Self::NoChange | Self::StorageFallback | Self::InternalFallback => {
-                200
-            }
+            Self::Updated | Self::NoChange | Self::StorageFallback | Self::InternalFallback => 200,
             Self::BadRequest => 400,
             Self::Unauthenticated => 401,
             Self::Forbidden => 403,
@@ -182,6 +180,10 @@ mod tests {
         let labels: std::collections::HashSet<_> =
             RequestOutcome::ALL.iter().map(|o| o.label()).collect();
         assert_eq!(labels.len(), RequestOutcome::ALL.len());
-        assert!(RequestOutcome::ALL.iter().all(|o| RequestOutcome::ALL[o.index()] == *o));
+        assert!(
+            RequestOutcome::ALL
+                .iter()
+                .all(|o| RequestOutcome::ALL[o.index()] == *o)
+        );
     }
 }

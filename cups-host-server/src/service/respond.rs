@@ -96,7 +96,7 @@ impl Service {
             }
         };
         let plan = self.plan(&info, &record, &catalogue);
-        audit.plan = Some(plan.to_string());
+        audit.plan = Some(plan_summary(&plan));
         self.respond(&plan, &record, audit).await
     }
 
@@ -181,6 +181,21 @@ impl Service {
         audit.reason = Some(e.to_string());
         Outcome::no_change()
     }
+}
+
+/// The plan on one line for the audit log: every segment with its decision and reason, then
+/// the notes (`cupsUri keep: same as reported: ...; tcUri send: ...; note: ...`).
+fn plan_summary(plan: &Plan) -> String {
+    let mut parts: Vec<String> = plan
+        .segments()
+        .iter()
+        .map(|s| match &s.action {
+            planner::Action::Keep(r) => format!("{} keep: {r}", s.segment.name()),
+            planner::Action::Send(r) => format!("{} send: {r}", s.segment.name()),
+        })
+        .collect();
+    parts.extend(plan.notes().iter().map(|n| format!("note: {n}")));
+    parts.join("; ")
 }
 
 /// A request as if `record`'s gateway reported what it was last confirmed to hold (for a dry
@@ -274,11 +289,11 @@ impl Audit {
         tracing::info!(
             target: "audit",
             eui = %OptEui(self.eui),
-            auth = self.auth.map_or("-", AuthMethod::label),
-            outcome = self.outcome.label(),
+            auth = %self.auth.map_or("-", AuthMethod::label),
+            outcome = %self.outcome.label(),
             status = self.outcome.status(),
-            segments = self.plan.as_deref().unwrap_or("-"),
-            events = self.events.as_deref().unwrap_or("-"),
+            segments = %self.plan.as_deref().unwrap_or("-"),
+            events = %self.events.as_deref().unwrap_or("-"),
             cups_crc_reported = %OptCrc(cups_rep),
             tc_crc_reported = %OptCrc(tc_rep),
             cups_crc_sent = %OptCrc(self.sent_cups_crc),
@@ -286,8 +301,8 @@ impl Audit {
             cups_uri_sent = self.sent_uris.0,
             tc_uri_sent = self.sent_uris.1,
             key_crc = %OptCrc(self.key_crc),
-            firmware = self.firmware.as_deref().unwrap_or("-"),
-            reason = self.reason.as_deref().unwrap_or("-"),
+            firmware = %self.firmware.as_deref().unwrap_or("-"),
+            reason = %self.reason.as_deref().unwrap_or("-"),
             "update-info"
         );
     }

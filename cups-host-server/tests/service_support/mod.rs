@@ -11,12 +11,10 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use cups_core::Eui64;
 use cups_core::request::{JsonStr, UpdateInfo};
-use cups_core::response::{Decoder, Event};
 use cups_core::response::CredKind;
+use cups_core::response::{Decoder, Event};
 use cups_host_server::pki::{self, ClientUsage, InitOptions, Pki, PkiPaths};
-use cups_host_server::service::{
-    IncomingRequest, Outcome, PeerIdentity, Service, ServiceSettings,
-};
+use cups_host_server::service::{IncomingRequest, Outcome, PeerIdentity, Service, ServiceSettings};
 use cups_host_server::store::fs::FsStore;
 use cups_host_server::store::memory::MemoryStore;
 use cups_host_server::store::{ETag, Object, ObjectStream, PutMode, Store, StoreError};
@@ -175,7 +173,11 @@ pub fn leaf(ca: &TestCa, cn: &str) -> Vec<u8> {
     dn.push(DnType::CommonName, cn);
     params.distinguished_name = dn;
     params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
-    params.signed_by(&key, &ca.issuer).expect("leaf").der().to_vec()
+    params
+        .signed_by(&key, &ca.issuer)
+        .expect("leaf")
+        .der()
+        .to_vec()
 }
 
 /// Which store a fixture runs on.
@@ -340,7 +342,10 @@ pub async fn decode(outcome: Outcome) -> Decoded {
             Some(Event::Signature { key_crc, der }) => out.sig = Some((key_crc, der.to_vec())),
             Some(Event::UpdateStart { .. }) => out.update = Some(Vec::new()),
             Some(Event::UpdateChunk { data, .. }) => {
-                out.update.as_mut().expect("update started").extend_from_slice(data);
+                out.update
+                    .as_mut()
+                    .expect("update started")
+                    .extend_from_slice(data);
             }
             Some(Event::Done) => break,
             Some(_) => {}
