@@ -514,6 +514,17 @@ impl Service {
     }
 }
 
+/// Compile-time check: the request future can run on a multi-threaded runtime.
+#[cfg(test)]
+#[allow(dead_code)]
+fn update_info_is_send(
+    s: &Service,
+    req: IncomingRequest,
+    now: OffsetDateTime,
+) -> impl std::future::Future<Output = Outcome> + Send + '_ {
+    s.update_info(req, now)
+}
+
 /// Serialize a value stored at `key`.
 fn to_json<T: serde::Serialize>(key: &str, value: &T) -> Result<Bytes, ServiceError> {
     serde_json::to_vec(value)

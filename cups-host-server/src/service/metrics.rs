@@ -139,6 +139,68 @@ impl ServiceMetrics {
     }
 }
 
+impl ServiceMetrics {
+    /// Append every counter in the Prometheus text exposition format (for `/metrics`).
+    pub fn write_prometheus(&self, out: &mut String) {
+        use std::fmt::Write as _;
+        let s = self.snapshot();
+        let _ = writeln!(
+            out,
+            "# HELP cups_service_decisions_total update-info decisions of the service, by outcome.\n\
+             # TYPE cups_service_decisions_total counter"
+        );
+        for (outcome, n) in s.requests {
+            let _ = writeln!(
+                out,
+                "cups_service_decisions_total{{outcome=\"{}\"}} {n}",
+                outcome.label()
+            );
+        }
+        for (name, help, value) in [
+            (
+                "cups_credentials_minted_total",
+                "Credential sets minted for gateways that had none.",
+                s.credentials_minted,
+            ),
+            (
+                "cups_credentials_renewed_total",
+                "Client certificates renewed before expiry.",
+                s.credentials_renewed,
+            ),
+            (
+                "cups_credentials_confirmed_total",
+                "Credential rotations confirmed by the gateway reporting the new CRC.",
+                s.credentials_confirmed,
+            ),
+            (
+                "cups_updates_served_total",
+                "Responses that carried an update image.",
+                s.updates_served,
+            ),
+            (
+                "cups_storage_errors_total",
+                "Store operations that failed.",
+                s.storage_errors,
+            ),
+            (
+                "cups_internal_errors_total",
+                "Requests answered nothing-to-do because of a server-side fault.",
+                s.internal_errors,
+            ),
+            (
+                "cups_store_write_conflicts_total",
+                "Conditional writes that lost a race and were retried.",
+                s.write_conflicts,
+            ),
+        ] {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
+            );
+        }
+    }
+}
+
 /// A copy of [`ServiceMetrics`] at one moment.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct MetricsSnapshot {
