@@ -1660,7 +1660,10 @@ pub fn write_station_head(
 /// re-encodes within [`MAX_ENCODED_LEN`], and decodes again to an equal value whose encoding
 /// is byte-identical.
 #[cfg(any(fuzzing, test))]
-#[allow(clippy::expect_used, reason = "a failed expectation is the bug the fuzzer looks for")]
+#[allow(
+    clippy::expect_used,
+    reason = "a failed expectation is the bug the fuzzer looks for"
+)]
 pub fn fuzz_request_decode(data: &[u8]) {
     let Ok(info) = UpdateInfo::decode(data) else {
         return;

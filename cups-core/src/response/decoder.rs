@@ -797,18 +797,26 @@ fn fuzz_reencode(data: &[u8]) {
         match step.event {
             None => break,
             Some(Event::CupsUri(u)) => {
-                parts.cups_uri = core::str::from_utf8(
+                // The encoder takes `&str`: a non-UTF-8 URI (which the decoder passes
+                // through, like the station) cannot be re-encoded, so there is nothing to check.
+                let Ok(uri) = core::str::from_utf8(
                     data.get(after.saturating_sub(u.len())..after)
                         .unwrap_or_default(),
-                )
-                .ok()
+                ) else {
+                    return;
+                };
+                parts.cups_uri = Some(uri);
             }
             Some(Event::TcUri(u)) => {
-                parts.tc_uri = core::str::from_utf8(
+                // The encoder takes `&str`: a non-UTF-8 URI (which the decoder passes
+                // through, like the station) cannot be re-encoded, so there is nothing to check.
+                let Ok(uri) = core::str::from_utf8(
                     data.get(after.saturating_sub(u.len())..after)
                         .unwrap_or_default(),
-                )
-                .ok()
+                ) else {
+                    return;
+                };
+                parts.tc_uri = Some(uri);
             }
             Some(Event::CredStart { .. }) => cred_start = after,
             Some(Event::CredChunk { .. }) => {}
@@ -848,6 +856,18 @@ fn fuzz_reencode(data: &[u8]) {
 mod tests {
     use super::*;
     use std::{format, string::String, vec::Vec};
+
+    /// Regression (found by the `response_decode` fuzz target): a non-UTF-8 URI is passed
+    /// through like the station does, and the re-encoding check must not assume UTF-8.
+    #[test]
+    fn fuzz_body_accepts_non_utf8_uri() {
+        let mut body = std::vec![0u8, 3, b'w', 0xE2, b's'];
+        body.extend_from_slice(&[0u8; 12]);
+        let mut dec = Decoder::new();
+        let step = dec.decode(&body).expect("decodes");
+        assert_eq!(step.event, Some(Event::TcUri(&[b'w', 0xE2, b's'])));
+        fuzz_response_decode(&body);
+    }
 
     /// Decode `body` fed in pieces of `chunk` bytes; events rendered with chunks merged.
     fn run(body: &[u8], chunk: usize) -> (Vec<String>, Result<(), DecodeError>) {
