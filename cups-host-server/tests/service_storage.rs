@@ -264,3 +264,71 @@ async fn fifty_concurrent_first_requests_on_two_instances_fs() {
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifty_concurrent_first_requests_on_two_instances_s3() {
+    let Some(endpoint) = s3_endpoint() else {
+        return;
+    };
+    let bucket = s3_bucket(&endpoint, "svc-race").await;
+    let f = Fixture::new(Backend::Memory);
+    race(
+        [s3_store(&endpoint, &bucket), s3_store(&endpoint, &bucket)],
+        &f,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn life_cycle_on_s3() {
+    let Some(endpoint) = s3_endpoint() else {
+        return;
+    };
+    let bucket = s3_bucket(&endpoint, "svc-flow").await;
+    let (tmp, paths, pki, factory) = fresh_pki();
+    let f = Fixture::over(
+        tmp,
+        paths,
+        pki,
+        factory,
+        s3_store(&endpoint, &bucket),
+        settings(),
+    );
+    assert!(f.service.ready().await);
+    f.service
+        .register_gateway(GatewaySpec::new(eui()), now())
+        .await
+        .unwrap();
+    let d = decode(
+        f.service
+            .update_info(
+                with_token(BOOTSTRAP_TOKEN, vector_body("first-contact")),
+                now(),
+            )
+            .await,
+    )
+    .await;
+    let cups = d.cups_cred.expect("CUPS blob");
+    let tc = d.tc_cred.expect("TC blob");
+    let quiet = body(
+        "first-contact",
+        &Report {
+            cups_crc: Some(crc32(&cups)),
+            tc_crc: Some(crc32(&tc)),
+            tc_uri: Some(Some(TC_URI.to_owned())),
+            ..Report::default()
+        },
+    );
+    let d = decode(
+        f.service
+            .update_info(with_cert(&blob_cert(&cups), quiet), now())
+            .await,
+    )
+    .await;
+    assert!(d.is_no_change());
+    let rec = f.service.get_gateway(eui()).await.unwrap();
+    assert!(rec.own_creds_used_at.is_some());
+    assert!(rec.cups_cred.unwrap().current.confirmed_at.is_some());
+    f.service.remove_gateway(eui()).await.unwrap();
+    assert!(f.service.list_gateways().await.unwrap().is_empty());
+}

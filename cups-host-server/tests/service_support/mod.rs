@@ -466,3 +466,65 @@ impl Store for YieldingStore {
 pub fn now() -> OffsetDateTime {
     OffsetDateTime::now_utc()
 }
+
+/// The moto endpoint, or `None` (after printing why) when S3 tests are to be skipped. Under
+/// `CI` a missing endpoint fails the test.
+pub fn s3_endpoint() -> Option<String> {
+    match std::env::var("CUPS_TEST_S3_ENDPOINT") {
+        Ok(e) if !e.is_empty() => Some(e.trim_end_matches('/').to_owned()),
+        _ if std::env::var_os("CI").is_some() => {
+            panic!("S3 tests need CUPS_TEST_S3_ENDPOINT (scripts/s3-test-server.sh start)")
+        }
+        _ => {
+            eprintln!(
+                "skipped: CUPS_TEST_S3_ENDPOINT is unset \
+                 (run `scripts/s3-test-server.sh start` and export what it prints)"
+            );
+            None
+        }
+    }
+}
+
+/// A fresh bucket on `endpoint`, created with a plain unauthenticated `PUT /<bucket>`.
+pub async fn s3_bucket(endpoint: &str, tag: &str) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut rnd = [0u8; 6];
+    getrandom::fill(&mut rnd).expect("OS RNG");
+    let bucket = format!("cups-{tag}-{}", hex::encode(rnd));
+    let hostport = endpoint.strip_prefix("http://").expect("http endpoint");
+    let mut s = tokio::net::TcpStream::connect(hostport)
+        .await
+        .expect("connect to S3");
+    let req = format!(
+        "PUT /{bucket} HTTP/1.1\r\nHost: {hostport}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+    s.write_all(req.as_bytes()).await.expect("write");
+    let mut resp = Vec::new();
+    tokio::time::timeout(std::time::Duration::from_secs(10), s.read_to_end(&mut resp))
+        .await
+        .expect("bucket creation timed out")
+        .expect("read");
+    assert!(
+        resp.starts_with(b"HTTP/1.1 200"),
+        "bucket creation failed: {}",
+        String::from_utf8_lossy(&resp)
+    );
+    bucket
+}
+
+/// A store handle on `bucket` (each call is a separate client, as separate processes have).
+pub fn s3_store(endpoint: &str, bucket: &str) -> Arc<dyn Store> {
+    use cups_host_server::store::s3::{S3Config, S3Store};
+    Arc::new(
+        S3Store::new(S3Config {
+            bucket: bucket.to_owned(),
+            region: "us-east-1".to_owned(),
+            endpoint: Some(endpoint.to_owned()),
+            access_key_id: "test".to_owned(),
+            secret_access_key: "test".to_owned(),
+            allow_http: true,
+            prefix: None,
+        })
+        .expect("S3 store"),
+    )
+}
