@@ -160,7 +160,11 @@ async fn authorization_that_is_not_visible_ascii_is_400() {
     let (server, handler) = plain(test_config(), TestHandler::decoding()).await;
     let (_, request, _) = station_requests().remove(0);
     let mut request = with_headers(&request, "Authorization: Bearer \r\n");
-    let at = request.windows(7).position(|w| w == b"Bearer ").expect("header") + 7;
+    let at = request
+        .windows(7)
+        .position(|w| w == b"Bearer ")
+        .expect("header")
+        + 7;
     request.insert(at, 0xff);
     let mut conn = tcp(server.addr).await;
     conn.send(&request).await.expect("send");

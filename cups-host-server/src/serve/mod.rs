@@ -13,8 +13,8 @@
 //! ```
 //!
 //! The layer knows nothing about gateways: it turns bytes into an [`IncomingRequest`] and an
-//! [`Outcome`] into bytes. [`UpdateInfoHandler`] is the boundary; `service::Service`
-//! implements it.
+//! [`Outcome`] into bytes. [`UpdateInfoHandler`] is the boundary;
+//! [`crate::service::Service`] implements it (stamping each request with the wall clock).
 //!
 //! # Limits and timeouts
 //!
@@ -61,6 +61,7 @@ use crate::service::{IncomingRequest, Outcome};
 mod admin;
 mod body;
 mod conn;
+mod handler;
 mod http;
 mod stats;
 mod tls;
@@ -160,8 +161,8 @@ impl Default for ServeConfig {
     }
 }
 
-/// What the network layer needs from the service. `service::Service` implements it; tests
-/// and benchmarks use small handlers of their own.
+/// What the network layer needs from the service. [`crate::service::Service`] implements
+/// it; tests and benchmarks use small handlers of their own.
 pub trait UpdateInfoHandler: Send + Sync + 'static {
     /// Answer one `POST /update-info` (the body is complete and at most [`MAX_BODY_LEN`]).
     /// Every request that reaches the handler gets exactly the outcome it returns.

@@ -67,18 +67,27 @@ pub(crate) fn station_requests() -> Vec<(&'static str, Vec<u8>, Vec<u8>)> {
 /// A certificate authority minted for a test.
 pub(crate) struct Ca {
     pub(crate) cert: CertificateDer<'static>,
+    pub(crate) pem: String,
     issuer: Issuer<'static, KeyPair>,
 }
 
 /// A certificate chain and its key, ready for rustls.
 pub(crate) struct Identity {
     pub(crate) chain: Vec<CertificateDer<'static>>,
-    key_der: Vec<u8>,
+    key: PrivateKeyDer<'static>,
 }
 
 impl Identity {
+    /// A client identity from DER pieces (e.g. what a station stores from a blob).
+    pub(crate) fn from_parts(cert: &[u8], key: PrivateKeyDer<'static>) -> Self {
+        Self {
+            chain: vec![CertificateDer::from(cert.to_vec())],
+            key,
+        }
+    }
+
     pub(crate) fn key(&self) -> PrivateKeyDer<'static> {
-        PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.key_der.clone()))
+        self.key.clone_key()
     }
     pub(crate) fn leaf(&self) -> &CertificateDer<'static> {
         &self.chain[0]
@@ -130,9 +139,10 @@ impl Ca {
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
         let key = KeyPair::generate().expect("CA key");
-        let cert = params.self_signed(&key).expect("CA cert").into();
+        let cert = params.self_signed(&key).expect("CA cert");
         Self {
-            cert,
+            pem: cert.pem(),
+            cert: cert.into(),
             issuer: Issuer::new(params, key),
         }
     }
@@ -154,7 +164,7 @@ impl Ca {
         let cert = params.signed_by(&key, &self.issuer).expect("leaf cert");
         Identity {
             chain: vec![cert.into()],
-            key_der: key.serialize_der(),
+            key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
         }
     }
 
@@ -268,6 +278,29 @@ impl TestPki {
         };
         Arc::new(cfg)
     }
+}
+
+/// A client trusting `roots`, presenting `client` if any.
+pub(crate) fn client_config_with_roots(
+    roots: &[CertificateDer<'static>],
+    client: Option<&Identity>,
+) -> Arc<rustls::ClientConfig> {
+    let mut store = rustls::RootCertStore::empty();
+    for r in roots {
+        store.add(r.clone()).expect("root");
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let b = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(BOTH)
+        .expect("versions")
+        .with_root_certificates(store);
+    let cfg = match client {
+        Some(id) => b
+            .with_client_auth_cert(id.chain.clone(), id.key())
+            .expect("client auth"),
+        None => b.with_no_client_auth(),
+    };
+    Arc::new(cfg)
 }
 
 /// Both TLS versions.
@@ -403,10 +436,10 @@ pub(crate) struct Running {
     task: Option<JoinHandle<Result<(), ServeError>>>,
 }
 
-pub(crate) async fn start(
+pub(crate) async fn start<H: UpdateInfoHandler>(
     config: ServeConfig,
     tls: Option<Arc<rustls::ServerConfig>>,
-    handler: Arc<TestHandler>,
+    handler: Arc<H>,
 ) -> Running {
     let server = Server::bind(config, tls, handler).await.expect("bind");
     let addr = server.local_addr();
