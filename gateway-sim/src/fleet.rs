@@ -193,6 +193,7 @@ pub struct Fleet {
     in_flight: usize,
     sink: Sink,
     real_in_runs: Duration,
+    cpu_in_runs: Option<Duration>,
 }
 
 impl std::fmt::Debug for Fleet {
@@ -235,6 +236,7 @@ impl Fleet {
             in_flight: 0,
             sink: Sink::default(),
             real_in_runs: Duration::ZERO,
+            cpu_in_runs: Some(Duration::ZERO),
             config,
         };
         let station_config = StationConfig {
@@ -433,6 +435,7 @@ impl Fleet {
         limit: Option<StationInstant>,
     ) -> RunResult {
         let started = std::time::Instant::now();
+        let cpu_start = thread_cpu();
         let deadline = started + budget;
         let mut seen = None;
         let result = loop {
@@ -458,6 +461,10 @@ impl Fleet {
             }
         };
         self.real_in_runs += started.elapsed();
+        self.cpu_in_runs = match (self.cpu_in_runs, cpu_start, thread_cpu()) {
+            (Some(total), Some(a), Some(b)) => Some(total + b.saturating_sub(a)),
+            _ => None,
+        };
         result
     }
 
@@ -638,7 +645,7 @@ impl Fleet {
     pub fn report(&self) -> Report {
         let outcomes = self.gateways.iter().map(|g| g.outcome.clone()).collect();
         let metrics = self.gateways.iter().map(Gateway::metrics).collect();
-        Report::new(
+        let mut report = Report::new(
             outcomes,
             metrics,
             self.sink.failures.clone(),
@@ -646,6 +653,16 @@ impl Fleet {
             self.uplink.stats(),
             self.real_in_runs,
             self.virtual_now(),
-        )
+        );
+        report.set_sim_cpu(self.cpu_in_runs);
+        report
     }
+}
+
+/// CPU time of the calling thread (the simulator runs on it), where the OS tells
+/// (`/proc/thread-self/schedstat` on Linux).
+fn thread_cpu() -> Option<Duration> {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let ns: u64 = text.split_whitespace().next()?.parse().ok()?;
+    Some(Duration::from_nanos(ns))
 }

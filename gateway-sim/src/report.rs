@@ -176,6 +176,11 @@ pub struct Summary {
     pub virtual_s: f64,
     /// Interactions per real second.
     pub requests_per_s: f64,
+    /// CPU time of the simulator itself (its thread: every gateway's TLS, TCP/IP, the
+    /// uplink's relays), seconds; `None` where the OS does not tell.
+    pub sim_cpu_s: Option<f64>,
+    /// Simulator CPU time per interaction, microseconds.
+    pub sim_cpu_per_request_us: Option<f64>,
 }
 
 /// A run's report.
@@ -259,6 +264,15 @@ impl Report {
             metrics,
             uplink,
         }
+    }
+
+    /// Record the simulator's CPU time (see [`Summary::sim_cpu_s`]).
+    pub fn set_sim_cpu(&mut self, cpu: Option<Duration>) {
+        let s = &mut self.summary;
+        s.sim_cpu_s = cpu.map(|d| d.as_secs_f64());
+        s.sim_cpu_per_request_us = cpu
+            .filter(|_| s.requests > 0)
+            .map(|d| d.as_secs_f64() * 1e6 / s.requests as f64);
     }
 
     /// The deterministic part: one line per gateway and a totals line (no times, bytes or
@@ -400,6 +414,13 @@ impl Report {
                 s.packets_lost, s.cuts
             ),
         );
+        if let (Some(cpu), Some(per)) = (s.sim_cpu_s, s.sim_cpu_per_request_us) {
+            row(
+                &mut out,
+                "simulator cpu",
+                format!("{cpu:.2} s, {per:.0} us per request"),
+            );
+        }
         row(
             &mut out,
             "time",

@@ -559,3 +559,35 @@ fn same_seed_same_outcome_snapshot() {
         std::fs::read_to_string(path).expect("snapshot (run with UPDATE_SNAPSHOTS=1 to write it)");
     assert_eq!(a, expected, "outcome snapshot changed");
 }
+
+#[test]
+fn the_binary_runs_first_contact() {
+    let g = Golden::load();
+    let server = TestServer::start(g.server_tls(&[]), full_creds(g.cups_blob(), g.tc_blob()));
+    let pki = common::vectors_dir().join("pki");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gateway-sim"))
+        .args(["run", "first-contact", "--server", &server.uri(), "--trust"])
+        .arg(pki.join("ca.crt.pem"))
+        .arg("--cert")
+        .arg(pki.join("cups-0016c001ff10a235.crt.pem"))
+        .arg("--key")
+        .arg(pki.join("cups-0016c001ff10a235.key.pem"))
+        .args(["--gateways", "5", "--json", "--quiet", "--budget", "60"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["summary"]["done"], 5);
+    assert_eq!(report["summary"]["requests"], 10);
+    assert_eq!(server.requests().len(), 10);
+    // --help works and names the scenario.
+    let help = std::process::Command::new(env!("CARGO_BIN_EXE_gateway-sim"))
+        .args(["run", "--help"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&help.stdout).contains("first-contact"));
+}
