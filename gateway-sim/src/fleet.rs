@@ -387,6 +387,11 @@ impl Fleet {
         self.uplink.routes_mut()
     }
 
+    /// Replace the uplink's relay routes (e.g. [`Routes::same_port`]).
+    pub fn set_routes(&mut self, routes: Routes) {
+        *self.uplink.routes_mut() = routes;
+    }
+
     /// Act on gateway `index`'s station (e.g. [`SimStation::trigger`],
     /// [`SimStation::set_tc_connected`]) at the current station time; its events are applied
     /// and it is rescheduled afterwards.

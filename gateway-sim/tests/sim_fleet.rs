@@ -591,3 +591,20 @@ fn the_binary_runs_first_contact() {
         .unwrap();
     assert!(String::from_utf8_lossy(&help.stdout).contains("first-contact"));
 }
+
+#[test]
+fn plain_http_uri_and_same_port_routes() {
+    let server = TestServer::start_plain(|_: &CupsRequest| CupsResponse::nochange());
+    let uri = format!("http://cups.example:{}", server.addr.port());
+    let mut fleet = Fleet::new(FleetConfig::new(2, 1, server.addr), |_| {
+        cups_core::station::MemStore::new().with(cups_file(CredFile::Uri), uri.clone())
+    })
+    .unwrap();
+    fleet.set_routes(gateway_sim::net::Routes::same_port("127.0.0.1".parse().unwrap()).unwrap());
+    assert_eq!(
+        fleet.run_until(|f| f.all_done_at_least(1), BUDGET),
+        RunResult::Done
+    );
+    assert_eq!(server.requests().len(), 2);
+    assert!(server.requests().iter().all(|r| r.client_cert.is_none()));
+}

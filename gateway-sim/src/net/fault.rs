@@ -973,6 +973,19 @@ mod tests {
     }
 
     #[test]
+    fn refuse_answers_a_syn_with_rst_ack() {
+        let syn = tcp(GW, SRV, TcpControl::Syn, 100, None, &[]);
+        let v = tcp_view(&refuse(&syn).unwrap()).unwrap();
+        assert!(v.rst);
+        assert_eq!(v.ack, Some(TcpSeqNumber(101)));
+        assert_eq!(
+            (v.src, v.src_port, v.dst, v.dst_port),
+            (SRV.0, SRV.1, GW.0, GW.1)
+        );
+        assert!(refuse(b"not ip").is_none());
+    }
+
+    #[test]
     fn the_mark_moves_the_response_start() {
         let cut = CutFault::first_connection(CutKind::Reset, 10).anchored(CutAnchor::StreamStart);
         let mut inj = FaultInjector::new(Port::new(), LinkFaults::none().with_cut(cut), 1);

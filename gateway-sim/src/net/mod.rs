@@ -19,7 +19,7 @@ mod uplink;
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 pub(crate) use fault::mix as mix_seed;
 pub use fault::{
@@ -99,8 +99,20 @@ pub fn capabilities() -> DeviceCapabilities {
 /// Every target is a loopback address.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Routes {
-    default: Option<SocketAddr>,
+    default: DefaultRoute,
     ports: BTreeMap<u16, Option<SocketAddr>>,
+}
+
+/// Where ports without their own route go.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum DefaultRoute {
+    /// Refused.
+    #[default]
+    None,
+    /// One target for every port.
+    Fixed(SocketAddr),
+    /// The same port on this loopback address (`https://localhost:P` reaches `127.0.0.1:P`).
+    SamePort(IpAddr),
 }
 
 /// A relay target that is not a loopback address.
@@ -134,7 +146,21 @@ impl Routes {
     /// [`NotLoopback`] unless `default` is a loopback address.
     pub fn new(default: SocketAddr) -> Result<Self, NotLoopback> {
         Ok(Self {
-            default: Some(loopback(default)?),
+            default: DefaultRoute::Fixed(loopback(default)?),
+            ports: BTreeMap::new(),
+        })
+    }
+
+    /// Relay every virtual port `P` to `ip:P` (so a URI `https://localhost:P` reaches the
+    /// server listening on loopback port `P`, and a URI naming a port nothing listens on is
+    /// refused, as it would be for a real station).
+    ///
+    /// # Errors
+    /// [`NotLoopback`] unless `ip` is a loopback address.
+    pub fn same_port(ip: IpAddr) -> Result<Self, NotLoopback> {
+        loopback(SocketAddr::new(ip, 0))?;
+        Ok(Self {
+            default: DefaultRoute::SamePort(ip),
             ports: BTreeMap::new(),
         })
     }
@@ -166,7 +192,10 @@ impl Routes {
     /// # Errors
     /// [`NotLoopback`] unless `target` is a loopback address.
     pub fn set_default(&mut self, target: Option<SocketAddr>) -> Result<(), NotLoopback> {
-        self.default = target.map(loopback).transpose()?;
+        self.default = match target {
+            Some(t) => DefaultRoute::Fixed(loopback(t)?),
+            None => DefaultRoute::None,
+        };
         Ok(())
     }
 
@@ -175,7 +204,11 @@ impl Routes {
     pub fn target(&self, port: u16) -> Option<SocketAddr> {
         match self.ports.get(&port) {
             Some(t) => *t,
-            None => self.default,
+            None => match self.default {
+                DefaultRoute::None => None,
+                DefaultRoute::Fixed(t) => Some(t),
+                DefaultRoute::SamePort(ip) => Some(SocketAddr::new(ip, port)),
+            },
         }
     }
 }
@@ -215,5 +248,10 @@ mod tests {
         r.clear(443);
         assert_eq!(r.target(443), Some(lo));
         assert!(Routes::none().target(1).is_none());
+        r.set_default(None).unwrap();
+        assert_eq!(r.target(1), None);
+        let same = Routes::same_port("127.0.0.1".parse().unwrap()).unwrap();
+        assert_eq!(same.target(8443), Some("127.0.0.1:8443".parse().unwrap()));
+        assert!(Routes::same_port("192.0.2.1".parse().unwrap()).is_err());
     }
 }

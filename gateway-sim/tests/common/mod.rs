@@ -299,6 +299,30 @@ impl TestServer {
         Self { addr, requests }
     }
 
+    /// A plain-HTTP server (for `http://` URIs).
+    pub fn start_plain(
+        handler: impl Fn(&CupsRequest) -> CupsResponse + Send + Sync + 'static,
+    ) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let handler: Arc<Handler> = Arc::new(handler);
+        {
+            let requests = requests.clone();
+            std::thread::spawn(move || {
+                for stream in listener.incoming() {
+                    let Ok(stream) = stream else { continue };
+                    let handler = handler.clone();
+                    let requests = requests.clone();
+                    std::thread::spawn(move || {
+                        let _ = serve_plain(stream, &*handler, &requests);
+                    });
+                }
+            });
+        }
+        Self { addr, requests }
+    }
+
     /// `https://localhost:PORT` for this server.
     pub fn uri(&self) -> String {
         format!("https://localhost:{}", self.addr.port())
@@ -319,11 +343,40 @@ fn serve(
     stream.set_nodelay(true)?;
     let conn = ServerConnection::new(config).map_err(std::io::Error::other)?;
     let mut tls = StreamOwned::new(conn, stream);
-    // Head.
+    // Complete the handshake first to know the peer.
+    while tls.conn.is_handshaking() {
+        tls.conn.complete_io(&mut tls.sock)?;
+    }
+    let peer = (
+        tls.conn
+            .peer_certificates()
+            .and_then(|c| c.first())
+            .map(|c| c.to_vec()),
+        tls.conn.protocol_version() == Some(rustls::ProtocolVersion::TLSv1_3),
+    );
+    exchange(&mut tls, peer, handler, requests)
+}
+
+fn serve_plain(
+    mut stream: TcpStream,
+    handler: &Handler,
+    requests: &Mutex<Vec<CupsRequest>>,
+) -> std::io::Result<()> {
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    exchange(&mut stream, (None, false), handler, requests)
+}
+
+/// One request/response on `s`, then wait for the client to close (keep-alive).
+fn exchange<S: Read + Write>(
+    s: &mut S,
+    (client_cert, tls13): (Option<Vec<u8>>, bool),
+    handler: &Handler,
+    requests: &Mutex<Vec<CupsRequest>>,
+) -> std::io::Result<()> {
     let mut buf = Vec::new();
     let mut byte = [0u8; 1024];
     let head_end = loop {
-        let n = tls.read(&mut byte)?;
+        let n = s.read(&mut byte)?;
         if n == 0 {
             return Ok(());
         }
@@ -345,7 +398,7 @@ fn serve(
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
     while buf.len() < head_end + len {
-        let n = tls.read(&mut byte)?;
+        let n = s.read(&mut byte)?;
         if n == 0 {
             return Ok(());
         }
@@ -353,16 +406,16 @@ fn serve(
     }
     let body: serde_json::Value =
         serde_json::from_slice(&buf[head_end..head_end + len]).map_err(std::io::Error::other)?;
-    let s = |k: &str| body.get(k).and_then(|v| v.as_str()).map(str::to_owned);
+    let st = |k: &str| body.get(k).and_then(|v| v.as_str()).map(str::to_owned);
     let n = |k: &str| body.get(k).and_then(serde_json::Value::as_u64).unwrap_or(0) as u32;
     let req = CupsRequest {
-        router: Eui64::parse(&s("router").unwrap_or_default())
+        router: Eui64::parse(&st("router").unwrap_or_default())
             .map_err(|_| std::io::Error::other("router"))?,
-        cups_uri: s("cupsUri"),
-        tc_uri: s("tcUri"),
+        cups_uri: st("cupsUri"),
+        tc_uri: st("tcUri"),
         cups_crc: n("cupsCredCrc"),
         tc_crc: n("tcCredCrc"),
-        package: s("package"),
+        package: st("package"),
         keys: body
             .get("keys")
             .and_then(|k| k.as_array())
@@ -373,13 +426,9 @@ fn serve(
                     .collect()
             })
             .unwrap_or_default(),
-        client_cert: tls
-            .conn
-            .peer_certificates()
-            .and_then(|c| c.first())
-            .map(|c| c.to_vec()),
+        client_cert,
         authorization: header("authorization"),
-        tls13: tls.conn.protocol_version() == Some(rustls::ProtocolVersion::TLSv1_3),
+        tls13,
     };
     let resp = handler(&req);
     requests.lock().unwrap().push(req);
@@ -391,11 +440,10 @@ fn serve(
     )
     .into_bytes();
     out.extend_from_slice(&resp.body);
-    tls.write_all(&out)?;
-    tls.flush()?;
-    // Keep-alive like a real server: wait for the station to close.
+    s.write_all(&out)?;
+    s.flush()?;
     loop {
-        match tls.read(&mut byte) {
+        match s.read(&mut byte) {
             Ok(0) | Err(_) => break,
             Ok(_) => {}
         }
