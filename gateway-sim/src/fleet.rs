@@ -402,6 +402,7 @@ impl Fleet {
     ) -> Option<R> {
         let vnow = self.clock.station_now();
         let gw = self.gateways.get_mut(index as usize)?;
+        let was_interacting = gw.interacting();
         let r = f(&mut gw.station, vnow);
         let mut env = Env {
             now: self.clock.net_now(),
@@ -412,6 +413,9 @@ impl Fleet {
         };
         gw.after_station(&mut env);
         gw.refresh_outcome();
+        if was_interacting && !gw.interacting() {
+            self.in_flight = self.in_flight.saturating_sub(1);
+        }
         self.schedule(index);
         Some(r)
     }
