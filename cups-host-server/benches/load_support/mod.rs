@@ -387,7 +387,8 @@ impl ServerChild {
             let mut sent = false;
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
-                if !sent && let Some(addr) = line.strip_prefix(LISTEN_PREFIX) {
+                // Anywhere in the line: libtest prints `test name ... ` without a newline.
+                if !sent && let Some((_, addr)) = line.split_once(LISTEN_PREFIX) {
                     let _ = tx.send(addr.trim().to_owned());
                     sent = true;
                 }
