@@ -9,6 +9,8 @@
 //! | [`service`] | authentication, credential minting/renewal, planning, audit: no sockets |
 //! | [`serve`] | HTTPS and admin listeners, limits, timeouts, metrics, shutdown |
 
+pub mod config;
+pub mod export;
 pub mod model;
 pub mod pki;
 pub mod planner;
