@@ -117,8 +117,13 @@ impl StoreError {
 /// Longest object key.
 pub const MAX_KEY_LEN: usize = 512;
 
-/// Keys are `/`-separated segments of `[A-Za-z0-9._-]`, no empty, `.` or `..` segment, at most
-/// [`MAX_KEY_LEN`] bytes. The same syntax is safe as a relative path and as an S3 key.
+/// Longest segment of a key (between `/`): the common file-name limit (`NAME_MAX`), so that
+/// every valid key is also a valid relative path on the filesystem store.
+pub const MAX_SEGMENT_LEN: usize = 255;
+
+/// Keys are `/`-separated segments of `[A-Za-z0-9._-]`, no empty, `.` or `..` segment, each at
+/// most [`MAX_SEGMENT_LEN`] bytes, at most [`MAX_KEY_LEN`] bytes in all. The same syntax is safe
+/// as a relative path and as an S3 key, and every backend accepts exactly these keys.
 pub fn validate_key(key: &str) -> Result<(), StoreError> {
     let bad = |reason| {
         Err(StoreError::InvalidKey {
@@ -136,6 +141,9 @@ pub fn validate_key(key: &str) -> Result<(), StoreError> {
         if seg.is_empty() || seg == "." || seg == ".." {
             return bad("empty, '.' or '..' segment");
         }
+        if seg.len() > MAX_SEGMENT_LEN {
+            return bad("segment too long");
+        }
         if !seg
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
@@ -144,6 +152,27 @@ pub fn validate_key(key: &str) -> Result<(), StoreError> {
         }
     }
     Ok(())
+}
+
+/// [`Store::list`] prefixes: empty (every key) or a valid key followed by `/` (the keys below
+/// that "directory"). A prefix matches whole segments only, as on S3 through `object_store`.
+pub fn validate_prefix(prefix: &str) -> Result<(), StoreError> {
+    if prefix.is_empty() {
+        return Ok(());
+    }
+    match prefix.strip_suffix('/') {
+        Some(dir) => validate_key(dir).map_err(|e| match e {
+            StoreError::InvalidKey { reason, .. } => StoreError::InvalidKey {
+                key: prefix.to_owned(),
+                reason,
+            },
+            other => other,
+        }),
+        None => Err(StoreError::InvalidKey {
+            key: prefix.to_owned(),
+            reason: "a list prefix is empty or ends with '/'",
+        }),
+    }
 }
 
 /// The object store the server runs on.
@@ -157,7 +186,8 @@ pub trait Store: Send + Sync + fmt::Debug {
     async fn put(&self, key: &str, bytes: Bytes, mode: PutMode) -> Result<ETag, StoreError>;
     /// Delete an object (absent is fine).
     async fn delete(&self, key: &str) -> Result<(), StoreError>;
-    /// Keys under `prefix` (which ends with `/`), sorted.
+    /// Keys under `prefix` (empty, or ending with `/`: see [`validate_prefix`]), sorted
+    /// bytewise.
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError>;
     /// A cheap round trip proving the store is reachable (for `/readyz`).
     async fn ping(&self) -> Result<(), StoreError>;
