@@ -283,8 +283,13 @@ fn pem(tag: &str, der: &[u8]) -> Vec<u8> {
     pem::encode_config(&pem::Pem::new(tag, der.to_vec()), config).into_bytes()
 }
 
-/// Prepare the directory: create it (mode [`DIR_MODE`]) or check it may be written into.
-fn prepare_dir(dir: &Path, force: bool) -> Result<(), ExportError> {
+/// Check, without changing anything, that [`write_station_home`] may write into `dir`: it does
+/// not exist, or is an empty directory, or is a directory and `force` is set. Call it before
+/// minting credentials for an export.
+///
+/// # Errors
+/// [`ExportError::NotEmpty`], [`ExportError::NotADirectory`], or an I/O error.
+pub fn check_target(dir: &Path, force: bool) -> Result<(), ExportError> {
     match fs::metadata(dir) {
         Ok(meta) if !meta.is_dir() => Err(ExportError::NotADirectory {
             path: dir.to_path_buf(),
@@ -298,13 +303,23 @@ fn prepare_dir(dir: &Path, force: bool) -> Result<(), ExportError> {
             }
             Ok(())
         }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => fs::DirBuilder::new()
-            .recursive(true)
-            .mode(DIR_MODE)
-            .create(dir)
-            .map_err(io_err(dir)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(io_err(dir)(e)),
     }
+}
+
+/// Prepare the directory: check it ([`check_target`]) and create it (mode [`DIR_MODE`]) if
+/// missing.
+fn prepare_dir(dir: &Path, force: bool) -> Result<(), ExportError> {
+    check_target(dir, force)?;
+    if dir.is_dir() {
+        return Ok(());
+    }
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(DIR_MODE)
+        .create(dir)
+        .map_err(io_err(dir))
 }
 
 /// Write `bytes` to `dir/name` through a temporary file created with `mode`, then rename.

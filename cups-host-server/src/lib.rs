@@ -9,6 +9,7 @@
 //! | [`service`] | authentication, credential minting/renewal, planning, audit: no sockets |
 //! | [`serve`] | HTTPS and admin listeners, limits, timeouts, metrics, shutdown |
 
+pub mod cli;
 pub mod config;
 pub mod export;
 pub mod model;

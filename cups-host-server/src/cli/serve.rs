@@ -1,0 +1,274 @@
+//! `cups-server serve`: PKI (created on a fresh directory), store, service, TLS, listeners,
+//! graceful shutdown on SIGTERM/SIGINT.
+//!
+//! Machine-readable lines on stdout (tests and scripts read them):
+//!
+//! ```text
+//! listening cups https://127.0.0.1:16050
+//! listening admin http://127.0.0.1:16051
+//! stopped
+//! ```
+
+use std::fmt::Write as _;
+use std::future::Future;
+use std::sync::Arc;
+
+use time::OffsetDateTime;
+
+use super::args::ServeArgs;
+use super::{CliError, Ctx};
+use crate::config::machine_host_name;
+use crate::pki::{self, InitOptions, PkiPaths};
+use crate::serve::{ServeConfig, ServeError, Server, TlsConfigError, UpdateInfoHandler};
+use crate::service::{IncomingRequest, Outcome, RequestOutcome, Service};
+
+/// Why the server could not run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeFailure {
+    /// The TLS configuration was refused.
+    #[error(transparent)]
+    Tls(#[from] TlsConfigError),
+    /// A listener could not be bound (or the server failed).
+    #[error(transparent)]
+    Serve(#[from] ServeError),
+}
+
+/// The service as the network layer's handler.
+struct Handler {
+    service: Arc<Service>,
+}
+
+impl UpdateInfoHandler for Handler {
+    fn update_info(&self, req: IncomingRequest) -> impl Future<Output = Outcome> + Send {
+        let service = Arc::clone(&self.service);
+        async move { service.update_info(req, OffsetDateTime::now_utc()).await }
+    }
+
+    fn ready(&self) -> impl Future<Output = bool> + Send {
+        let service = Arc::clone(&self.service);
+        async move { service.ready().await }
+    }
+
+    fn metrics_text(&self, out: &mut String) {
+        render_service_metrics(&self.service, out);
+    }
+}
+
+/// The service's counters in Prometheus text format.
+fn render_service_metrics(service: &Service, out: &mut String) {
+    let m = service.metrics().snapshot();
+    let _ = writeln!(
+        out,
+        "# HELP cups_service_requests_total update-info requests by service outcome.\n\
+         # TYPE cups_service_requests_total counter"
+    );
+    for (outcome, n) in m.requests {
+        let _ = writeln!(
+            out,
+            "cups_service_requests_total{{outcome=\"{}\"}} {n}",
+            outcome.label()
+        );
+    }
+    let counters = [
+        (
+            "cups_credentials_minted_total",
+            "Credential sets minted for gateways that had none.",
+            m.credentials_minted,
+        ),
+        (
+            "cups_credentials_renewed_total",
+            "Credential sets minted to replace expiring ones.",
+            m.credentials_renewed,
+        ),
+        (
+            "cups_credentials_confirmed_total",
+            "Credential rotations confirmed by the gateway's reported CRC.",
+            m.credentials_confirmed,
+        ),
+        (
+            "cups_updates_served_total",
+            "Responses that carried an update image.",
+            m.updates_served,
+        ),
+        (
+            "cups_storage_errors_total",
+            "Store operations that failed.",
+            m.storage_errors,
+        ),
+        (
+            "cups_internal_errors_total",
+            "Requests answered nothing-to-do because of a server-side fault.",
+            m.internal_errors,
+        ),
+        (
+            "cups_write_conflicts_total",
+            "Conditional writes that lost a race and were retried.",
+            m.write_conflicts,
+        ),
+    ];
+    for (name, help, value) in counters {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
+        );
+    }
+}
+
+/// Whether `dir` holds none of the four core PKI files (a fresh directory).
+fn pki_absent(paths: &PkiPaths) -> bool {
+    [
+        paths.ca_cert(),
+        paths.ca_key(),
+        paths.server_cert(),
+        paths.server_key(),
+    ]
+    .iter()
+    .all(|p| !p.exists())
+}
+
+/// On a directory without a PKI, create a development one and say what was created. An
+/// existing (even partial) PKI is never touched: `Pki::load` then reports what is wrong.
+fn ensure_pki(ctx: &Ctx, paths: &PkiPaths) -> Result<(), CliError> {
+    if !pki_absent(paths) {
+        return Ok(());
+    }
+    let names = ctx
+        .settings
+        .implicit_server_names(machine_host_name().as_deref());
+    let opts = InitOptions {
+        server_dns_names: names.clone(),
+        ..InitOptions::default()
+    };
+    let report = pki::init(paths, &opts).map_err(|source| CliError::Pki {
+        dir: paths.dir.clone(),
+        source,
+    })?;
+    let mut all_names = vec![pki::LOCALHOST.to_owned()];
+    all_names.extend(names);
+    println!(
+        "no PKI in {}: created a development PKI (server certificate for {})",
+        paths.dir.display(),
+        all_names.join(", ")
+    );
+    print!("{report}");
+    Ok(())
+}
+
+/// Completes on SIGTERM or SIGINT (Ctrl-C).
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => tracing::info!("SIGTERM received"),
+                _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch SIGTERM; stopping on SIGINT only");
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+pub(super) async fn run(ctx: &Ctx, _args: &ServeArgs) -> Result<(), CliError> {
+    let s = &ctx.settings;
+    let paths = ctx.pki_paths();
+    ensure_pki(ctx, &paths)?;
+    let pki = ctx.load_pki()?;
+    let signing_keys = pki.signers().len();
+    let tls = if s.insecure_http.value {
+        None
+    } else {
+        Some(
+            crate::serve::server_config(
+                pki.server_cert_chain(),
+                pki.server_key(),
+                &pki.client_verifier_roots(),
+            )
+            .map_err(ServeFailure::from)?,
+        )
+    };
+    let store = ctx.open_store()?;
+    let service = Arc::new(ctx.service_with_store(store, pki)?);
+
+    if s.insecure_http.value {
+        ctx.warn(
+            "--insecure-http: serving PLAIN HTTP. Stations send tokens only over TLS and nothing \
+             authenticates this server to them; use this only on a trusted test network",
+        );
+    }
+    if s.tc_uri.value.is_none() {
+        ctx.warn(
+            "TC_URI is not set: gateways get no LNS address (set TC_URI=wss://lns.example.org:8887 \
+             or per gateway with `gateway add --tc-uri`)",
+        );
+    }
+    if s.cups_uri.value.is_none() {
+        ctx.warn(&format!(
+            "CUPS_URI is not set: gateways are never told to move, and `gateway export` writes \
+             {} into cups.uri (set CUPS_URI to the address gateways reach)",
+            s.local_cups_uri()
+        ));
+    }
+    if signing_keys == 0 {
+        ctx.warn(
+            "no update-signing key in the PKI: updates can only go unsigned (add one with \
+             `cups-server init --signing-keys 1`)",
+        );
+    }
+    if !service.ready().await {
+        ctx.warn(&format!(
+            "the {} store does not answer: /readyz reports 503 and gateways get \"nothing to do\" \
+             until it does",
+            s.store.value
+        ));
+    }
+
+    let config = ServeConfig {
+        listen: s.listen.value,
+        admin_listen: s.admin_listen.value.addr(),
+        max_connections: s.max_connections.value,
+        ..ServeConfig::default()
+    };
+    let server = Server::bind(
+        config,
+        tls.clone(),
+        Arc::new(Handler {
+            service: Arc::clone(&service),
+        }),
+    )
+    .await
+    .map_err(ServeFailure::from)?;
+
+    let store_text = match s.store.value {
+        crate::config::StoreKind::Fs => format!("fs {}", s.data_dir.value.display()),
+        crate::config::StoreKind::S3 => format!(
+            "s3 bucket {}",
+            s.s3.as_ref().map_or("?", |b| b.bucket.value.as_str())
+        ),
+    };
+    println!(
+        "cups-server {} (PKI {}, {} signing key(s); store {})",
+        env!("CARGO_PKG_VERSION"),
+        paths.dir.display(),
+        signing_keys,
+        store_text
+    );
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    println!("listening cups {scheme}://{}", server.local_addr());
+    if let Some(admin) = server.admin_addr() {
+        println!("listening admin http://{admin}");
+    }
+    println!(
+        "provision a gateway (another shell, same directory and settings):\n  \
+         cups-server gateway add <EUI>\n  \
+         cups-server gateway export <EUI> --station-home ./station-<EUI>\n  \
+         then copy ./station-<EUI> to the gateway and start the station with it as its home"
+    );
+
+    server.run(shutdown_signal()).await.map_err(ServeFailure::from)?;
+    println!("stopped");
+    Ok(())
+}
