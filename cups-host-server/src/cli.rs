@@ -22,6 +22,27 @@ use crate::service::{Service, ServiceError, ServiceSettings};
 use crate::store::s3::{S3Config, S3ConfigError, S3Store};
 use crate::store::{Store, StoreError, fs::FsStore};
 
+/// `println!` that ignores a closed stdout (`cups-server gateway list | head`).
+macro_rules! out {
+    () => {
+        out!("")
+    };
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
+/// `print!` that ignores a closed stdout.
+macro_rules! outp {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let mut stdout = std::io::stdout().lock();
+        let _ = write!(stdout, $($arg)*);
+        let _ = stdout.flush();
+    }};
+}
+
 pub mod args;
 mod config_cmd;
 mod firmware;
@@ -145,7 +166,12 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
     let env = Environment::from_process(cli.global.env_file.as_deref())?;
     let settings = Settings::resolve(&overrides, &env)?;
     let is_serve = matches!(cli.command, Command::Serve(_));
-    init_logging(settings.log_format.value, cli.global.verbose, is_serve, &env);
+    init_logging(
+        settings.log_format.value,
+        cli.global.verbose,
+        is_serve,
+        &env,
+    );
     let ctx = Ctx { settings };
     match cli.command {
         Command::Config(a) => config_cmd::run(&ctx, &a),
@@ -258,13 +284,18 @@ fn parse_eui(text: &str) -> Result<Eui64, CliError> {
     })
 }
 
+/// How long blocking store tasks may still run after a command finished.
+const RUNTIME_SHUTDOWN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Run a future on a fresh multi-threaded runtime.
 fn block_on<F: Future<Output = Result<(), CliError>>>(fut: F) -> Result<(), CliError> {
-    tokio::runtime::Builder::new_multi_thread()
+    let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(CliError::Runtime)?
-        .block_on(fut)
+        .map_err(CliError::Runtime)?;
+    let result = rt.block_on(fut);
+    rt.shutdown_timeout(RUNTIME_SHUTDOWN_TIMEOUT);
+    result
 }
 
 /// Logs to stderr: `RUST_LOG` if set, else `info` for `serve` and `warn` for the other
@@ -284,6 +315,7 @@ fn init_logging(format: LogFormat, verbose: u8, is_serve: bool, env: &Environmen
         .unwrap_or_else(|| EnvFilter::new(level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     // A second initialisation (tests calling `run` twice) is not an error worth reporting.
     let _ = match format {

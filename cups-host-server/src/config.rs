@@ -545,14 +545,27 @@ impl Environment {
         let vars = std::env::vars_os()
             .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
             .collect();
+        Self::load(vars, env_file, Path::new(DEFAULT_ENV_FILE))
+    }
+
+    /// `vars` as the environment plus a `.env` file: `env_file` if given (it must exist), else
+    /// `default_file` if it exists.
+    ///
+    /// # Errors
+    /// [`ConfigError::DotEnv`] if the file cannot be read or parsed.
+    pub fn load(
+        vars: BTreeMap<String, String>,
+        env_file: Option<&Path>,
+        default_file: &Path,
+    ) -> Result<Self, ConfigError> {
         let (path, required) = match env_file {
-            Some(p) => (p.to_path_buf(), true),
-            None => (PathBuf::from(DEFAULT_ENV_FILE), false),
+            Some(p) => (p, true),
+            None => (default_file, false),
         };
-        let dotenv = read_dotenv(&path, required)?;
+        let dotenv = read_dotenv(path, required)?;
         Ok(Self {
             vars,
-            dotenv_path: dotenv.as_ref().map(|_| path),
+            dotenv_path: dotenv.as_ref().map(|_| path.to_path_buf()),
             dotenv: dotenv.unwrap_or_default(),
         })
     }
@@ -1023,7 +1036,8 @@ impl Settings {
         }
     }
 
-    /// `https://localhost:<port of the CUPS listener>` (`http` with `--insecure-http`).
+    /// `https://localhost:<port of the CUPS listener>` (`http` with `--insecure-http`); an
+    /// ephemeral listen port (0) gives [`DEFAULT_PORT`].
     #[must_use]
     pub fn local_cups_uri(&self) -> String {
         let scheme = if self.insecure_http.value {
@@ -1031,7 +1045,11 @@ impl Settings {
         } else {
             "https"
         };
-        format!("{scheme}://localhost:{}", self.listen.value.port())
+        let port = match self.listen.value.port() {
+            0 => DEFAULT_PORT,
+            p => p,
+        };
+        format!("{scheme}://localhost:{port}")
     }
 
     /// Host names for a server certificate created implicitly (`serve` on a fresh directory,

@@ -10,7 +10,7 @@ use crate::export::ExportFormat;
 
 const MAIN_EXAMPLES: &str = "\
 Examples:
-  cups-server serve                                  # fresh clone: creates certs/ and data/, listens on :16050
+  cups-server serve                                  # fresh clone: creates certs/ and data/
   cups-server gateway add 0016c001ff10a235           # register a gateway (client certificates)
   cups-server gateway export 0016c001ff10a235 --station-home ./gw1
   cups-server firmware add --model linux --version 2.0.7 update.sh
@@ -128,7 +128,7 @@ Examples:
 /// The CUPS server for LoRa Basics Station fleets: per-gateway credentials bound to identity,
 /// signed updates, filesystem or S3 storage.
 #[derive(Parser, Debug)]
-#[command(name = "cups-server", version, after_help = MAIN_EXAMPLES, propagate_version = true)]
+#[command(name = "cups-server", version, after_help = MAIN_EXAMPLES)]
 pub struct Cli {
     /// Options every subcommand takes.
     #[command(flatten)]
@@ -142,13 +142,23 @@ pub struct Cli {
 #[derive(Args, Debug, Default)]
 pub struct GlobalArgs {
     /// Filesystem store directory [env: CUPS_DATA_DIR] [default: data]
-    #[arg(long, global = true, value_name = "DIR", help_heading = "Global options")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "DIR",
+        help_heading = "Global options"
+    )]
     pub data_dir: Option<PathBuf>,
     /// Storage backend [env: CUPS_STORE] [default: fs, or s3 when S3_BUCKET_NAME is set]
     #[arg(long, global = true, value_enum, help_heading = "Global options")]
     pub store: Option<StoreKind>,
     /// PKI directory [env: CERT_PATH] [default: certs]
-    #[arg(long, global = true, value_name = "DIR", help_heading = "Global options")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "DIR",
+        help_heading = "Global options"
+    )]
     pub cert_path: Option<PathBuf>,
     /// Log format on stderr [env: CUPS_LOG_FORMAT] [default: text]
     #[arg(long, global = true, value_enum, help_heading = "Global options")]
@@ -157,25 +167,55 @@ pub struct GlobalArgs {
     #[arg(short, long, global = true, action = ArgAction::Count, help_heading = "Global options")]
     pub verbose: u8,
     /// The .env file to read (default: ./.env if it exists)
-    #[arg(long, global = true, value_name = "FILE", help_heading = "Global options")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "FILE",
+        help_heading = "Global options"
+    )]
     pub env_file: Option<PathBuf>,
     /// CUPS URI sent to gateways whose record names none [env: CUPS_URI]
-    #[arg(long, global = true, value_name = "URI", help_heading = "Global options")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "URI",
+        help_heading = "Global options"
+    )]
     pub default_cups_uri: Option<String>,
     /// LNS URI sent to gateways whose record names none [env: TC_URI]
-    #[arg(long, global = true, value_name = "URI", help_heading = "Global options")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "URI",
+        help_heading = "Global options"
+    )]
     pub default_tc_uri: Option<String>,
     /// Validity of minted client certificates [env: CUPS_CREDENTIAL_VALID_DAYS] [default: 365]
-    #[arg(long, global = true, value_name = "DAYS", help_heading = "Global options")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "DAYS",
+        help_heading = "Global options"
+    )]
     pub credential_valid_days: Option<u32>,
     /// Renew certificates expiring within this many days [env: CREDENTIAL_MIN_VALID_DAYS] [default: 30]
-    #[arg(long, global = true, value_name = "DAYS", help_heading = "Global options")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "DAYS",
+        help_heading = "Global options"
+    )]
     pub credential_min_valid_days: Option<u32>,
     /// Offer unsigned updates to gateways without signing keys [env: CUPS_ALLOW_UNSIGNED]
     #[arg(long, global = true, help_heading = "Global options")]
     pub allow_unsigned: bool,
     /// SHA-256 (hex) of a fleet-wide bootstrap token, repeatable [env: CUPS_BOOTSTRAP_TOKEN_SHA256]
-    #[arg(long, global = true, value_name = "HEX", help_heading = "Global options")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "HEX",
+        help_heading = "Global options"
+    )]
     pub bootstrap_token_sha256: Vec<String>,
     /// Gateway records cached in memory [env: CUPS_CACHE_CAPACITY] [default: 10000]
     #[arg(long, global = true, value_name = "N", help_heading = "Global options")]
@@ -448,4 +488,16 @@ pub struct ConfigArgs {
     /// Print the documentation table of every setting (Markdown) instead
     #[arg(long)]
     pub docs: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    use super::Cli;
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
 }

@@ -6,12 +6,12 @@ use crate::config::settings_markdown;
 
 pub(super) fn run(ctx: &Ctx, args: &ConfigArgs) -> Result<(), CliError> {
     if args.docs {
-        print!("{}", settings_markdown());
+        outp!("{}", settings_markdown());
         return Ok(());
     }
     let rows = ctx.settings.rows();
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+        out!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(());
     }
     let key_w = rows.iter().map(|r| r.key.len()).max().unwrap_or(0);
@@ -21,10 +21,7 @@ pub(super) fn run(ctx: &Ctx, args: &ConfigArgs) -> Result<(), CliError> {
         .max()
         .unwrap_or(0);
     for r in &rows {
-        println!(
-            "{:key_w$}  {:val_w$}  ({})",
-            r.key, r.value, r.source
-        );
+        out!("{:key_w$}  {:val_w$}  ({})", r.key, r.value, r.source);
     }
     Ok(())
 }

@@ -30,9 +30,13 @@ async fn add(ctx: &Ctx, a: FirmwareAddArgs) -> Result<(), CliError> {
         from_versions: a.from,
     };
     let meta = service
-        .add_firmware(spec, FirmwareSource::File(a.file), OffsetDateTime::now_utc())
+        .add_firmware(
+            spec,
+            FirmwareSource::File(a.file),
+            OffsetDateTime::now_utc(),
+        )
         .await?;
-    println!("added firmware {}", meta.id);
+    out!("added firmware {}", meta.id);
     print_meta(&meta);
     Ok(())
 }
@@ -41,19 +45,23 @@ async fn list(ctx: &Ctx, json: bool) -> Result<(), CliError> {
     let service = ctx.service()?;
     let list = service.list_firmware().await?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&list)?);
+        out!("{}", serde_json::to_string_pretty(&list)?);
         return Ok(());
     }
     if list.is_empty() {
-        println!("no firmware registered (add an image with `cups-server firmware add`)");
+        out!("no firmware registered (add an image with `cups-server firmware add`)");
         return Ok(());
     }
-    println!(
+    out!(
         "{:24}  {:12}  {:12}  {:16}  {:>10}  SIGNED WITH",
-        "ID", "MODEL", "VERSION", "FROM", "BYTES"
+        "ID",
+        "MODEL",
+        "VERSION",
+        "FROM",
+        "BYTES"
     );
     for m in &list {
-        println!(
+        out!(
             "{:24}  {:12}  {:12}  {:16}  {:>10}  {}",
             m.id,
             m.model,
@@ -63,14 +71,14 @@ async fn list(ctx: &Ctx, json: bool) -> Result<(), CliError> {
             keys_text(m)
         );
     }
-    println!("{} image(s)", list.len());
+    out!("{} image(s)", list.len());
     Ok(())
 }
 
 async fn remove(ctx: &Ctx, id: &str) -> Result<(), CliError> {
     let service = ctx.service()?;
     service.remove_firmware(id).await?;
-    println!("removed firmware {id}");
+    out!("removed firmware {id}");
     Ok(())
 }
 
@@ -95,10 +103,10 @@ fn keys_text(m: &FirmwareMeta) -> String {
 }
 
 fn print_meta(m: &FirmwareMeta) {
-    println!("  model       {}", m.model);
-    println!("  version     {}", m.version);
-    println!("  from        {}", from_text(m));
-    println!("  length      {} bytes", m.len);
-    println!("  sha512      {}", m.sha512_hex);
-    println!("  keyCRCs     {}", keys_text(m));
+    out!("  model       {}", m.model);
+    out!("  version     {}", m.version);
+    out!("  from        {}", from_text(m));
+    out!("  length      {} bytes", m.len);
+    out!("  sha512      {}", m.sha512_hex);
+    out!("  keyCRCs     {}", keys_text(m));
 }

@@ -38,7 +38,9 @@ fn parse_labels(items: &[String]) -> Result<BTreeMap<String, String>, CliError> 
             text: item.clone(),
             reason,
         };
-        let (k, v) = item.split_once('=').ok_or_else(|| bad("expected KEY=VALUE"))?;
+        let (k, v) = item
+            .split_once('=')
+            .ok_or_else(|| bad("expected KEY=VALUE"))?;
         let k = k.trim();
         if k.is_empty() {
             return Err(bad("empty key"));
@@ -73,20 +75,20 @@ async fn add(ctx: &Ctx, a: GatewayAddArgs) -> Result<(), CliError> {
         .register_gateway(spec, OffsetDateTime::now_utc())
         .await?;
     let r = &registered.record;
-    println!(
+    out!(
         "registered gateway {} (ID6 {})",
         r.eui.canonical(),
         r.eui.id6()
     );
     print_modes_and_uris(ctx, r);
     if let Some(token) = &registered.cups_token {
-        println!();
-        println!("CUPS token (shown once; only its hash is indexed): {token}");
-        println!("  the station sends it as: Authorization: Bearer {token}");
-        println!("  `gateway export` writes it into cups.key");
+        out!();
+        out!("CUPS token (shown once; only its hash is indexed): {token}");
+        out!("  the station sends it as: Authorization: Bearer {token}");
+        out!("  `gateway export` writes it into cups.key");
     }
-    println!();
-    println!(
+    out!();
+    out!(
         "next: cups-server gateway export {} --station-home DIR",
         r.eui.canonical()
     );
@@ -98,28 +100,30 @@ async fn list(ctx: &Ctx, json: bool) -> Result<(), CliError> {
     let records = service.list_gateways().await?;
     if json {
         let views: Vec<GatewayView> = records.iter().map(|r| GatewayView::new(ctx, r)).collect();
-        println!("{}", serde_json::to_string_pretty(&views)?);
+        out!("{}", serde_json::to_string_pretty(&views)?);
         return Ok(());
     }
     if records.is_empty() {
-        println!("no gateways registered (add one with `cups-server gateway add EUI`)");
+        out!("no gateways registered (add one with `cups-server gateway add EUI`)");
         return Ok(());
     }
-    println!(
+    out!(
         "{:16}  {:11}  {:11}  {:10}  {:20}  LABELS",
-        "EUI", "CUPS AUTH", "TC MODE", "CUPS CRC", "CUPS CERT EXPIRES"
+        "EUI",
+        "CUPS AUTH",
+        "TC MODE",
+        "CUPS CRC",
+        "CUPS CERT EXPIRES"
     );
     for r in &records {
         let (crc, expires) = match &r.cups_cred {
             Some(slot) => (
                 format!("{:08x}", slot.current.crc),
-                slot.current
-                    .not_after
-                    .map_or_else(|| "-".to_owned(), date),
+                slot.current.not_after.map_or_else(|| "-".to_owned(), date),
             ),
             None => ("-".to_owned(), "-".to_owned()),
         };
-        println!(
+        out!(
             "{:16}  {:11}  {:11}  {:10}  {:20}  {}",
             r.eui.canonical().to_string(),
             cups_auth_name(r.cups_auth),
@@ -129,7 +133,7 @@ async fn list(ctx: &Ctx, json: bool) -> Result<(), CliError> {
             labels_text(&r.labels)
         );
     }
-    println!("{} gateway(s)", records.len());
+    out!("{} gateway(s)", records.len());
     Ok(())
 }
 
@@ -138,26 +142,26 @@ async fn show(ctx: &Ctx, eui: &str, json: bool) -> Result<(), CliError> {
     let service = ctx.service()?;
     let r = service.get_gateway(eui).await?;
     if json {
-        println!(
+        out!(
             "{}",
             serde_json::to_string_pretty(&GatewayView::new(ctx, &r))?
         );
         return Ok(());
     }
-    println!("gateway     {} (ID6 {})", r.eui.canonical(), r.eui.id6());
-    println!("registered  {}", time_text(r.created_at));
+    out!("gateway     {} (ID6 {})", r.eui.canonical(), r.eui.id6());
+    out!("registered  {}", time_text(r.created_at));
     print_modes_and_uris(ctx, &r);
     if !r.labels.is_empty() {
-        println!("labels      {}", labels_text(&r.labels));
+        out!("labels      {}", labels_text(&r.labels));
     }
     print_slot("CUPS cred", r.cups_cred.as_ref());
     print_slot("TC cred", r.tc_cred.as_ref());
     match r.own_creds_used_at {
-        Some(at) => println!(
+        Some(at) => out!(
             "bootstrap   closed: own credentials first used {}",
             time_text(at)
         ),
-        None => println!("bootstrap   open: no request with its own credentials yet"),
+        None => out!("bootstrap   open: no request with its own credentials yet"),
     }
     Ok(())
 }
@@ -166,7 +170,11 @@ async fn remove(ctx: &Ctx, eui: &str) -> Result<(), CliError> {
     let eui = parse_eui(eui)?;
     let service = ctx.service()?;
     let r = service.remove_gateway(eui).await?;
-    println!("removed gateway {} (ID6 {})", r.eui.canonical(), r.eui.id6());
+    out!(
+        "removed gateway {} (ID6 {})",
+        r.eui.canonical(),
+        r.eui.id6()
+    );
     Ok(())
 }
 
@@ -202,7 +210,9 @@ fn station_conf_entries(a: &GatewayExportArgs) -> Result<Map<String, Value>, Cli
             text: item.clone(),
             reason,
         };
-        let (k, v) = item.split_once('=').ok_or_else(|| bad("expected KEY=VALUE"))?;
+        let (k, v) = item
+            .split_once('=')
+            .ok_or_else(|| bad("expected KEY=VALUE"))?;
         let k = k.trim();
         if k.is_empty() {
             return Err(bad("empty key"));
@@ -267,7 +277,7 @@ async fn export(ctx: &Ctx, a: GatewayExportArgs) -> Result<(), CliError> {
         log_level: a.log_level.clone(),
     };
     let report = export::write_station_home(&a.station_home, &home, &opts)?;
-    println!(
+    out!(
         "exported gateway {} (ID6 {}) to {}",
         eui.canonical(),
         eui.id6(),
@@ -278,7 +288,7 @@ async fn export(ctx: &Ctx, a: GatewayExportArgs) -> Result<(), CliError> {
             .path
             .file_name()
             .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
-        println!("  {:0o}  {:>6} bytes  {name}", f.mode, f.len);
+        out!("  {:0o}  {:>6} bytes  {name}", f.mode, f.len);
     }
     let note = if a.bootstrap {
         "bootstrap set: the first contact installs the regular set".to_owned()
@@ -292,8 +302,8 @@ async fn export(ctx: &Ctx, a: GatewayExportArgs) -> Result<(), CliError> {
             slot.current.crc
         )
     };
-    println!("credential set CRC {:08x} ({note})", report.set_crc);
-    println!(
+    out!("credential set CRC {:08x} ({note})", report.set_crc);
+    out!(
         "copy {} to the gateway and start the station with it as its home directory",
         report.dir.display()
     );
@@ -301,13 +311,16 @@ async fn export(ctx: &Ctx, a: GatewayExportArgs) -> Result<(), CliError> {
 }
 
 fn print_modes_and_uris(ctx: &Ctx, r: &GatewayRecord) {
-    println!("CUPS auth   {}", cups_auth_name(r.cups_auth));
-    println!("TC mode     {}", tc_mode_name(r.tc_mode));
-    println!(
+    out!("CUPS auth   {}", cups_auth_name(r.cups_auth));
+    out!("TC mode     {}", tc_mode_name(r.tc_mode));
+    out!(
         "CUPS URI    {}",
-        uri_text(r.cups_uri.as_deref(), ctx.settings.cups_uri.value.as_deref())
+        uri_text(
+            r.cups_uri.as_deref(),
+            ctx.settings.cups_uri.value.as_deref()
+        )
     );
-    println!(
+    out!(
         "TC URI      {}",
         uri_text(r.tc_uri.as_deref(), ctx.settings.tc_uri.value.as_deref())
     );
@@ -323,35 +336,35 @@ fn uri_text(own: Option<&str>, default: Option<&str>) -> String {
 
 fn print_slot(what: &str, slot: Option<&CredSlot>) {
     let Some(slot) = slot else {
-        println!("{what:11} none yet (minted on first contact or by `gateway export`)");
+        out!("{what:11} none yet (minted on first contact or by `gateway export`)");
         return;
     };
     let c = &slot.current;
-    println!(
+    out!(
         "{what:11} {}  crc {:08x} ({})",
         blob_form(&c.blob),
         c.crc,
         c.crc
     );
     if let Some(serial) = &c.serial {
-        println!("            serial {serial}");
+        out!("            serial {serial}");
     }
     if let Some(at) = c.not_after {
-        println!("            expires {}", time_text(at));
+        out!("            expires {}", time_text(at));
     }
     if let Some(h) = &c.token_sha256 {
-        println!(
+        out!(
             "            token sha256 {}…",
             h.get(..TOKEN_HASH_SHOWN).unwrap_or(h)
         );
     }
-    println!("            issued {}", time_text(c.issued_at));
+    out!("            issued {}", time_text(c.issued_at));
     match c.confirmed_at {
-        Some(at) => println!("            confirmed {}", time_text(at)),
-        None => println!("            not yet confirmed by the gateway"),
+        Some(at) => out!("            confirmed {}", time_text(at)),
+        None => out!("            not yet confirmed by the gateway"),
     }
     if let Some(p) = &slot.previous {
-        println!(
+        out!(
             "            previous crc {:08x}{}{} (accepted until the rotation is confirmed)",
             p.crc,
             p.serial

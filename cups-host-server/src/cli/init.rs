@@ -9,7 +9,7 @@ pub(super) fn run(ctx: &Ctx, args: &InitArgs) -> Result<(), CliError> {
     let paths = ctx.pki_paths();
     if args.inspect {
         let summary = pki::inspect(&paths);
-        print!("{summary}");
+        outp!("{summary}");
         return match summary.load_error {
             None => Ok(()),
             Some(_) => Err(CliError::Failed(format!(
@@ -36,7 +36,7 @@ pub(super) fn run(ctx: &Ctx, args: &InitArgs) -> Result<(), CliError> {
         dir: paths.dir.clone(),
         source,
     })?;
-    print!("{report}");
+    outp!("{report}");
     if !args.dns.is_empty() && report.kept.contains(&paths.server_cert()) {
         ctx.warn(&format!(
             "{} exists and was kept: --dns names are not applied (remove {} and {} to issue a new server certificate)",
@@ -46,9 +46,12 @@ pub(super) fn run(ctx: &Ctx, args: &InitArgs) -> Result<(), CliError> {
         ));
     }
     if report.created.is_empty() {
-        println!("nothing created: the PKI in {} is complete", paths.dir.display());
+        out!(
+            "nothing created: the PKI in {} is complete",
+            paths.dir.display()
+        );
     } else {
-        println!(
+        out!(
             "PKI in {}: {} file(s) created, {} kept",
             paths.dir.display(),
             report.created.len(),

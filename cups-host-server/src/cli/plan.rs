@@ -23,12 +23,15 @@ pub(super) async fn run(ctx: &Ctx, args: &PlanArgs) -> Result<(), CliError> {
         .plan_for(eui, body.as_deref(), OffsetDateTime::now_utc())
         .await?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&plan_summary_json(&plan))?);
+        out!(
+            "{}",
+            serde_json::to_string_pretty(&plan_summary_json(&plan))?
+        );
     } else {
         let text = plan.to_string();
-        print!("{text}");
+        outp!("{text}");
         if !text.ends_with('\n') {
-            println!();
+            out!();
         }
     }
     Ok(())

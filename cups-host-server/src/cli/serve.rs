@@ -20,7 +20,7 @@ use super::{CliError, Ctx};
 use crate::config::machine_host_name;
 use crate::pki::{self, InitOptions, PkiPaths};
 use crate::serve::{ServeConfig, ServeError, Server, TlsConfigError, UpdateInfoHandler};
-use crate::service::{IncomingRequest, Outcome, RequestOutcome, Service};
+use crate::service::{IncomingRequest, Outcome, Service};
 
 /// Why the server could not run.
 #[derive(Debug, thiserror::Error)]
@@ -146,33 +146,57 @@ fn ensure_pki(ctx: &Ctx, paths: &PkiPaths) -> Result<(), CliError> {
     })?;
     let mut all_names = vec![pki::LOCALHOST.to_owned()];
     all_names.extend(names);
-    println!(
+    out!(
         "no PKI in {}: created a development PKI (server certificate for {})",
         paths.dir.display(),
         all_names.join(", ")
     );
-    print!("{report}");
+    outp!("{report}");
     Ok(())
 }
 
-/// Completes on SIGTERM or SIGINT (Ctrl-C).
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = term.recv() => tracing::info!("SIGTERM received"),
-                _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+/// SIGTERM and SIGINT handlers, installed before the listeners announce themselves (a
+/// signal arriving earlier would otherwise kill the process without draining).
+struct Signals {
+    term: Option<tokio::signal::unix::Signal>,
+    int: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn install() -> Self {
+        use tokio::signal::unix::{SignalKind, signal};
+        let get = |kind: SignalKind, name: &str| match signal(kind) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch {name}");
+                None
+            }
+        };
+        Self {
+            term: get(SignalKind::terminate(), "SIGTERM"),
+            int: get(SignalKind::interrupt(), "SIGINT"),
+        }
+    }
+
+    /// Completes on the first SIGTERM or SIGINT (never if neither could be watched).
+    async fn recv(mut self) {
+        async fn next(s: Option<&mut tokio::signal::unix::Signal>) {
+            match s {
+                Some(s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending::<()>().await,
             }
         }
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot watch SIGTERM; stopping on SIGINT only");
-            let _ = tokio::signal::ctrl_c().await;
+        tokio::select! {
+            () = next(self.term.as_mut()) => tracing::info!("SIGTERM received"),
+            () = next(self.int.as_mut()) => tracing::info!("SIGINT received"),
         }
     }
 }
 
 pub(super) async fn run(ctx: &Ctx, _args: &ServeArgs) -> Result<(), CliError> {
+    let signals = Signals::install();
     let s = &ctx.settings;
     let paths = ctx.pki_paths();
     ensure_pki(ctx, &paths)?;
@@ -249,7 +273,7 @@ pub(super) async fn run(ctx: &Ctx, _args: &ServeArgs) -> Result<(), CliError> {
             s.s3.as_ref().map_or("?", |b| b.bucket.value.as_str())
         ),
     };
-    println!(
+    out!(
         "cups-server {} (PKI {}, {} signing key(s); store {})",
         env!("CARGO_PKG_VERSION"),
         paths.dir.display(),
@@ -257,18 +281,21 @@ pub(super) async fn run(ctx: &Ctx, _args: &ServeArgs) -> Result<(), CliError> {
         store_text
     );
     let scheme = if tls.is_some() { "https" } else { "http" };
-    println!("listening cups {scheme}://{}", server.local_addr());
+    out!("listening cups {scheme}://{}", server.local_addr());
     if let Some(admin) = server.admin_addr() {
-        println!("listening admin http://{admin}");
+        out!("listening admin http://{admin}");
     }
-    println!(
+    out!(
         "provision a gateway (another shell, same directory and settings):\n  \
          cups-server gateway add <EUI>\n  \
          cups-server gateway export <EUI> --station-home ./station-<EUI>\n  \
          then copy ./station-<EUI> to the gateway and start the station with it as its home"
     );
 
-    server.run(shutdown_signal()).await.map_err(ServeFailure::from)?;
-    println!("stopped");
+    server
+        .run(signals.recv())
+        .await
+        .map_err(ServeFailure::from)?;
+    out!("stopped");
     Ok(())
 }
