@@ -27,3 +27,7 @@ for b in only_decode only_sha only_verify only_request parts; do
     esac
     printf '%-46s %12d %12d\n' "$what" "$d" "$c"
 done
+echo
+echo "state sizes (host, from cups-core's unit tests):"
+cargo test --locked --quiet --manifest-path ../Cargo.toml -p cups-core --lib -- --nocapture size 2>/dev/null \
+    | grep '^size_of' | sed 's/^/  /'

@@ -861,13 +861,23 @@ fn choose_signature(
         if !signing_keys.contains(&key_crc) {
             continue;
         }
-        let Some(sig) = entry.signatures.iter().find(|s| s.key_crc == key_crc) else {
+        // A catalogue may hold several signatures by one key (e.g. re-signed): the first
+        // sendable one wins; only if none is sendable is the key's signature "bad".
+        let mut by_key = entry
+            .signatures
+            .iter()
+            .filter(|s| s.key_crc == key_crc)
+            .peekable();
+        if by_key.peek().is_none() {
             continue;
-        };
-        match hex::decode(&sig.der_hex) {
-            Ok(der) if sig_len_ok(der.len()) => return Ok(PlannedSig { key_crc, der }),
-            _ => bad = bad.or(Some(key_crc)),
         }
+        if let Some(der) = by_key
+            .filter_map(|s| hex::decode(&s.der_hex).ok())
+            .find(|der| sig_len_ok(der.len()))
+        {
+            return Ok(PlannedSig { key_crc, der });
+        }
+        bad = bad.or(Some(key_crc));
     }
     if let Some(key_crc) = bad {
         return Err(WithheldReason::BadSignature { key_crc });
@@ -1183,6 +1193,42 @@ fn ser_eui<S: Serializer>(eui: &Eui64, s: S) -> Result<S::Ok, S::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::FirmwareSignature;
+
+    /// Regression (found by `planner_prop`): two signatures by the same key, the first not
+    /// sendable: the sendable one is used instead of withholding the update.
+    #[test]
+    fn duplicate_key_signatures_use_the_sendable_one() {
+        let entry = FirmwareMeta {
+            id: "fw".into(),
+            model: "linux".into(),
+            version: "2.0.0".into(),
+            from_versions: Vec::new(),
+            len: 10,
+            sha512_hex: String::new(),
+            signatures: vec![
+                FirmwareSignature {
+                    key_crc: 7,
+                    der_hex: "zz".into(),
+                },
+                FirmwareSignature {
+                    key_crc: 7,
+                    der_hex: "30".repeat(70),
+                },
+            ],
+            created_at: time::OffsetDateTime::UNIX_EPOCH,
+        };
+        let sig = choose_signature(&entry, &[7], &[7]).expect("the second signature is sendable");
+        assert_eq!(sig.der.len(), 70);
+        let only_bad = FirmwareMeta {
+            signatures: vec![entry.signatures[0].clone()],
+            ..entry
+        };
+        assert!(matches!(
+            choose_signature(&only_bad, &[7], &[7]),
+            Err(WithheldReason::BadSignature { key_crc: 7 })
+        ));
+    }
 
     #[test]
     fn sig_len_limits() {

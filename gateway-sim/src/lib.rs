@@ -1,0 +1,2 @@
+//! gateway-sim: simulated LoRa Basics Station fleets (see the crate README section in the
+//! repository README).

@@ -1,0 +1,2 @@
+//! `gateway-sim`: see the README.
+fn main() {}
