@@ -18,6 +18,7 @@ use cups_core::eui::EuiError;
 use crate::config::{ConfigError, Environment, LogFormat, Settings, StoreKind};
 use crate::export::ExportError;
 use crate::pki::{Pki, PkiError, PkiPaths};
+use crate::serve::{ServeError, TlsConfigError};
 use crate::service::{Service, ServiceError, ServiceSettings};
 use crate::store::s3::{S3Config, S3ConfigError, S3Store};
 use crate::store::{Store, StoreError, fs::FsStore};
@@ -108,7 +109,7 @@ pub enum CliError {
     Export(#[from] ExportError),
     /// The server failed.
     #[error(transparent)]
-    Serve(#[from] serve::ServeFailure),
+    Serve(#[from] ServeFailure),
     /// A file could not be read.
     #[error("{}: {source}", path.display())]
     Io {
@@ -127,6 +128,18 @@ pub enum CliError {
     /// A check failed (e.g. `init --inspect` on an unusable PKI); the details were printed.
     #[error("{0}")]
     Failed(String),
+}
+
+/// Why the server could not run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeFailure {
+    /// The TLS configuration was refused.
+    #[error(transparent)]
+    Tls(#[from] TlsConfigError),
+    /// A listener could not be bound (or the server failed).
+    #[error(transparent)]
+    Serve(#[from] ServeError),
 }
 
 /// Run the command line from the process arguments and environment; the binary's `main`.

@@ -118,6 +118,9 @@ fn fresh_directory_starts_answers_and_stops_on_sigterm() {
     assert_eq!(body.trim(), "ok");
     let (status, _) = http_get(&admin, "/readyz");
     assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+    let (status, metrics) = http_get(&admin, "/metrics");
+    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+    assert!(metrics.contains("# TYPE cups_service_"), "{metrics}");
 
     // The development PKI and the store exist.
     for f in [
@@ -142,12 +145,13 @@ fn fresh_directory_starts_answers_and_stops_on_sigterm() {
     assert_eq!(stdout.last().map(String::as_str), Some("stopped"), "{text}");
     assert!(stderr.contains("TC_URI is not set"), "{stderr}");
 
-    // A second start keeps the PKI.
-    let mut again = Server::start(dir.path(), "off", &[]);
-    again.wait_line("listening cups https://");
-    let (status, stdout, _) = again.terminate();
+    // A second start keeps the PKI; plain HTTP only on request, with a loud warning.
+    let mut again = Server::start(dir.path(), "off", &["--insecure-http"]);
+    again.wait_line("listening cups http://");
+    let (status, stdout, stderr) = again.terminate();
     assert!(status.success());
     assert!(!stdout.join("\n").contains("created certs"), "{stdout:?}");
+    assert!(stderr.contains("PLAIN HTTP"), "{stderr}");
 }
 
 /// The exported directory is all a gateway needs: its files authenticate it over TLS and the
@@ -159,7 +163,12 @@ fn exported_home_works_against_the_server() {
     let mut server = Server::start(
         d,
         "off",
-        &["--default-tc-uri", "wss://lns.example.org:8887"],
+        &[
+            "--default-tc-uri",
+            "wss://lns.example.org:8887",
+            "--log-format",
+            "json",
+        ],
     );
     let cups = server.wait_line("listening cups https://");
     ok(d, &["gateway", "add", "0016c001ff10a235"]);
@@ -244,4 +253,46 @@ fn exported_home_works_against_the_server() {
 
     let (status, _, stderr) = server.terminate();
     assert!(status.success(), "{stderr}");
+    // JSON logs: one object per line (warnings included), no secret.
+    assert!(stderr.contains("CUPS_URI is not set"), "{stderr}");
+    for line in stderr.lines() {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(v.get("level").is_some(), "{line}");
+    }
+    assert!(!stderr.contains(&hex::encode(&key)), "a key was logged");
+}
+
+#[test]
+fn startup_failures_are_one_line_errors() {
+    let dir = workdir();
+    let d = dir.path();
+    // The port is taken.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("addr").to_string();
+    let out = cli_support::run_env(
+        d,
+        &["serve", "--listen", &addr, "--admin-listen", "off"],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("error: cannot listen on {addr}")),
+        "{err}"
+    );
+
+    // A partial PKI is never completed implicitly.
+    let other = workdir();
+    std::fs::create_dir(other.path().join("certs")).expect("dir");
+    std::fs::copy(d.join("certs/ca.crt"), other.path().join("certs/ca.crt")).expect("copy");
+    let out = cli_support::run_env(
+        other.path(),
+        &["serve", "--listen", "127.0.0.1:0", "--admin-listen", "off"],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("init --inspect"), "{err}");
+    assert!(!other.path().join("certs/ca.key").exists());
 }

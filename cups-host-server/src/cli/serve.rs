@@ -9,30 +9,17 @@
 //! stopped
 //! ```
 
-use std::fmt::Write as _;
 use std::future::Future;
 use std::sync::Arc;
 
 use time::OffsetDateTime;
 
 use super::args::ServeArgs;
-use super::{CliError, Ctx};
+use super::{CliError, Ctx, ServeFailure};
 use crate::config::machine_host_name;
 use crate::pki::{self, InitOptions, PkiPaths};
-use crate::serve::{ServeConfig, ServeError, Server, TlsConfigError, UpdateInfoHandler};
+use crate::serve::{ServeConfig, Server, UpdateInfoHandler};
 use crate::service::{IncomingRequest, Outcome, Service};
-
-/// Why the server could not run.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ServeFailure {
-    /// The TLS configuration was refused.
-    #[error(transparent)]
-    Tls(#[from] TlsConfigError),
-    /// A listener could not be bound (or the server failed).
-    #[error(transparent)]
-    Serve(#[from] ServeError),
-}
 
 /// The service as the network layer's handler.
 struct Handler {
@@ -51,67 +38,7 @@ impl UpdateInfoHandler for Handler {
     }
 
     fn metrics_text(&self, out: &mut String) {
-        render_service_metrics(&self.service, out);
-    }
-}
-
-/// The service's counters in Prometheus text format.
-fn render_service_metrics(service: &Service, out: &mut String) {
-    let m = service.metrics().snapshot();
-    let _ = writeln!(
-        out,
-        "# HELP cups_service_requests_total update-info requests by service outcome.\n\
-         # TYPE cups_service_requests_total counter"
-    );
-    for (outcome, n) in m.requests {
-        let _ = writeln!(
-            out,
-            "cups_service_requests_total{{outcome=\"{}\"}} {n}",
-            outcome.label()
-        );
-    }
-    let counters = [
-        (
-            "cups_credentials_minted_total",
-            "Credential sets minted for gateways that had none.",
-            m.credentials_minted,
-        ),
-        (
-            "cups_credentials_renewed_total",
-            "Credential sets minted to replace expiring ones.",
-            m.credentials_renewed,
-        ),
-        (
-            "cups_credentials_confirmed_total",
-            "Credential rotations confirmed by the gateway's reported CRC.",
-            m.credentials_confirmed,
-        ),
-        (
-            "cups_updates_served_total",
-            "Responses that carried an update image.",
-            m.updates_served,
-        ),
-        (
-            "cups_storage_errors_total",
-            "Store operations that failed.",
-            m.storage_errors,
-        ),
-        (
-            "cups_internal_errors_total",
-            "Requests answered nothing-to-do because of a server-side fault.",
-            m.internal_errors,
-        ),
-        (
-            "cups_write_conflicts_total",
-            "Conditional writes that lost a race and were retried.",
-            m.write_conflicts,
-        ),
-    ];
-    for (name, help, value) in counters {
-        let _ = writeln!(
-            out,
-            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
-        );
+        self.service.metrics().write_prometheus(out);
     }
 }
 
@@ -205,14 +132,7 @@ pub(super) async fn run(ctx: &Ctx, _args: &ServeArgs) -> Result<(), CliError> {
     let tls = if s.insecure_http.value {
         None
     } else {
-        Some(
-            crate::serve::server_config(
-                pki.server_cert_chain(),
-                pki.server_key(),
-                &pki.client_verifier_roots(),
-            )
-            .map_err(ServeFailure::from)?,
-        )
+        Some(crate::serve::server_config_from_pki(&pki).map_err(ServeFailure::from)?)
     };
     let store = ctx.open_store()?;
     let service = Arc::new(ctx.service_with_store(store, pki)?);
