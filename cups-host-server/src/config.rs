@@ -1289,6 +1289,31 @@ mod tests {
     }
 
     #[test]
+    fn implicit_names() {
+        let s = Settings::resolve(
+            &Overrides::default(),
+            &env(&[("CUPS_URI", "https://Cups.Example.org:443")], &[]),
+        )
+        .expect("ok");
+        assert_eq!(
+            s.implicit_server_names(Some("gw-host")),
+            ["gw-host", "cups.example.org"]
+        );
+        assert_eq!(
+            s.implicit_server_names(Some("bad_name")),
+            ["cups.example.org"]
+        );
+        let ip = Settings::resolve(
+            &Overrides::default(),
+            &env(&[("CUPS_URI", "https://10.1.2.3:443")], &[]),
+        )
+        .expect("ok");
+        assert_eq!(ip.implicit_server_names(None), ["10.1.2.3"]);
+        let none = Settings::resolve(&Overrides::default(), &env(&[], &[])).expect("ok");
+        assert!(none.implicit_server_names(None).is_empty());
+    }
+
+    #[test]
     fn admin_listen_parse() {
         assert_eq!("off".parse::<AdminListen>(), Ok(AdminListen::Off));
         assert_eq!(
