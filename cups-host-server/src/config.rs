@@ -156,11 +156,18 @@ pub const SETTINGS: &[SettingDoc] = &[
         meaning: "log format on stderr; `-v`/`-vv` raise the level, `RUST_LOG` overrides the filter",
     },
     SettingDoc {
+        key: "verbosity",
+        flag: "-v, -vv",
+        env: "RUST_LOG",
+        default: "info for serve, warn otherwise",
+        meaning: "log level on stderr (`-v` debug, `-vv` trace); `RUST_LOG` (an EnvFilter directive) replaces it",
+    },
+    SettingDoc {
         key: "cups_uri",
         flag: "--default-cups-uri URI",
         env: env::CUPS_URI,
         default: "unset",
-        meaning: "CUPS URI (`https://host:port`) sent to gateways whose record names none; unset: gateways are never told to move, and `gateway export` writes https://localhost:<listen port>",
+        meaning: "CUPS URI (`https://host:port`) sent to gateways whose record names none; unset: gateways are never told to move, and `gateway export` writes `https://localhost:<listen port>`",
     },
     SettingDoc {
         key: "tc_uri",
@@ -279,11 +286,12 @@ pub const SETTINGS: &[SettingDoc] = &[
 /// The documentation table as Markdown (`cups-server config --docs`).
 #[must_use]
 pub fn settings_markdown() -> String {
+    // `|` must be escaped inside a table cell, even in a code span.
     let cell = |s: &str| {
         if s.is_empty() {
             "—".to_owned()
         } else {
-            format!("`{s}`")
+            format!("`{}`", s.replace('|', "\\|"))
         }
     };
     let mut out = String::from("| flag | environment | default | meaning |\n|---|---|---|---|\n");
@@ -292,8 +300,8 @@ pub fn settings_markdown() -> String {
             "| {} | {} | {} | {} |\n",
             cell(d.flag),
             cell(d.env),
-            d.default,
-            d.meaning
+            d.default.replace('|', "\\|"),
+            d.meaning.replace('|', "\\|")
         ));
     }
     out
