@@ -9,38 +9,13 @@
 //! stopped
 //! ```
 
-use std::future::Future;
 use std::sync::Arc;
-
-use time::OffsetDateTime;
 
 use super::args::ServeArgs;
 use super::{CliError, Ctx, ServeFailure};
 use crate::config::machine_host_name;
 use crate::pki::{self, InitOptions, PkiPaths};
-use crate::serve::{ServeConfig, Server, UpdateInfoHandler};
-use crate::service::{IncomingRequest, Outcome, Service};
-
-/// The service as the network layer's handler.
-struct Handler {
-    service: Arc<Service>,
-}
-
-impl UpdateInfoHandler for Handler {
-    fn update_info(&self, req: IncomingRequest) -> impl Future<Output = Outcome> + Send {
-        let service = Arc::clone(&self.service);
-        async move { service.update_info(req, OffsetDateTime::now_utc()).await }
-    }
-
-    fn ready(&self) -> impl Future<Output = bool> + Send {
-        let service = Arc::clone(&self.service);
-        async move { service.ready().await }
-    }
-
-    fn metrics_text(&self, out: &mut String) {
-        self.service.metrics().write_prometheus(out);
-    }
-}
+use crate::serve::{ServeConfig, Server};
 
 /// Whether `dir` holds none of the four core PKI files (a fresh directory).
 fn pki_absent(paths: &PkiPaths) -> bool {
@@ -176,15 +151,9 @@ pub(super) async fn run(ctx: &Ctx, _args: &ServeArgs) -> Result<(), CliError> {
         max_connections: s.max_connections.value,
         ..ServeConfig::default()
     };
-    let server = Server::bind(
-        config,
-        tls.clone(),
-        Arc::new(Handler {
-            service: Arc::clone(&service),
-        }),
-    )
-    .await
-    .map_err(ServeFailure::from)?;
+    let server = Server::bind(config, tls.clone(), Arc::clone(&service))
+        .await
+        .map_err(ServeFailure::from)?;
 
     let store_text = match s.store.value {
         crate::config::StoreKind::Fs => format!("fs {}", s.data_dir.value.display()),
