@@ -12,6 +12,7 @@
 pub mod cli;
 pub mod config;
 pub mod export;
+pub mod metrics;
 pub mod model;
 pub mod pki;
 pub mod planner;

@@ -186,24 +186,7 @@ impl ServiceSettings {
     /// # Errors
     /// The first problem found.
     pub fn validate(&self) -> Result<(), ServiceError> {
-        if let Some(uri) = &self.cups_uri {
-            cups_core::response::encoder::check_cups_uri(uri).map_err(|source| {
-                ServiceError::InvalidUri {
-                    which: UriKind::Cups,
-                    uri: uri.clone(),
-                    source,
-                }
-            })?;
-        }
-        if let Some(uri) = &self.tc_uri {
-            cups_core::response::encoder::check_tc_uri(uri).map_err(|source| {
-                ServiceError::InvalidUri {
-                    which: UriKind::Tc,
-                    uri: uri.clone(),
-                    source,
-                }
-            })?;
-        }
+        check_target_uris(self.cups_uri.as_deref(), self.tc_uri.as_deref())?;
         if self.min_valid_days >= self.credential_validity_days {
             return Err(ServiceError::ValidityTooShort {
                 validity_days: self.credential_validity_days,
@@ -515,6 +498,30 @@ impl Service {
 }
 
 /// Compile-time check: the request future can run on a multi-threaded runtime.
+/// Check configured or per-gateway target URIs: each must be sendable to a station
+/// (`scheme://host:port`, at most 127 bytes; http(s) for CUPS, ws(s) for TC).
+pub(crate) fn check_target_uris(cups: Option<&str>, tc: Option<&str>) -> Result<(), ServiceError> {
+    if let Some(uri) = cups {
+        cups_core::response::encoder::check_cups_uri(uri).map_err(|source| {
+            ServiceError::InvalidUri {
+                which: UriKind::Cups,
+                uri: uri.to_owned(),
+                source,
+            }
+        })?;
+    }
+    if let Some(uri) = tc {
+        cups_core::response::encoder::check_tc_uri(uri).map_err(|source| {
+            ServiceError::InvalidUri {
+                which: UriKind::Tc,
+                uri: uri.to_owned(),
+                source,
+            }
+        })?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 #[allow(dead_code)]
 fn update_info_is_send(

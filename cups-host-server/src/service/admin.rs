@@ -9,7 +9,7 @@ use futures_util::StreamExt as _;
 use time::OffsetDateTime;
 
 use super::creds::{Form, Slot};
-use super::{LIST_CONCURRENCY, Service, ServiceError, UriKind, from_json, to_json};
+use super::{LIST_CONCURRENCY, Service, ServiceError, from_json, to_json};
 use crate::model::{CredSlot, CupsAuth, GatewayRecord, TcMode};
 use crate::store::{PutMode, StoreError, keys};
 
@@ -79,24 +79,7 @@ impl Service {
         spec: GatewaySpec,
         now: OffsetDateTime,
     ) -> Result<Registered, ServiceError> {
-        if let Some(uri) = &spec.cups_uri {
-            cups_core::response::encoder::check_cups_uri(uri).map_err(|source| {
-                ServiceError::InvalidUri {
-                    which: UriKind::Cups,
-                    uri: uri.clone(),
-                    source,
-                }
-            })?;
-        }
-        if let Some(uri) = &spec.tc_uri {
-            cups_core::response::encoder::check_tc_uri(uri).map_err(|source| {
-                ServiceError::InvalidUri {
-                    which: UriKind::Tc,
-                    uri: uri.clone(),
-                    source,
-                }
-            })?;
-        }
+        super::check_target_uris(spec.cups_uri.as_deref(), spec.tc_uri.as_deref())?;
         let eui = spec.eui;
         let key = keys::gateway(eui);
         if self.store.get(&key).await?.is_some() {
