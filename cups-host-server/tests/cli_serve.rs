@@ -22,7 +22,7 @@ struct Server {
     child: Child,
     lines: Receiver<String>,
     stdout: Vec<String>,
-    stderr: std::thread::JoinHandle<String>,
+    stderr: Option<std::thread::JoinHandle<String>>,
 }
 
 impl Server {
@@ -55,7 +55,7 @@ impl Server {
             child,
             lines,
             stdout: Vec::new(),
-            stderr,
+            stderr: Some(stderr),
         }
     }
 
@@ -81,6 +81,10 @@ impl Server {
 
     /// SIGTERM, then wait for the exit; (status, remaining stdout, stderr).
     fn terminate(mut self) -> (ExitStatus, Vec<String>, String) {
+        self.stop()
+    }
+
+    fn stop(&mut self) -> (ExitStatus, Vec<String>, String) {
         let pid = self.child.id().to_string();
         let killed = std::process::Command::new("kill")
             .args(["-TERM", &pid])
@@ -99,8 +103,22 @@ impl Server {
             std::thread::sleep(Duration::from_millis(20));
         };
         self.stdout.extend(self.lines.try_iter());
-        let stderr = self.stderr.join().expect("stderr thread");
-        (status, self.stdout, stderr)
+        let stderr = self
+            .stderr
+            .take()
+            .map(|t| t.join().expect("stderr thread"))
+            .unwrap_or_default();
+        (status, std::mem::take(&mut self.stdout), stderr)
+    }
+}
+
+impl Drop for Server {
+    /// A failing assertion must not leave the server running.
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }
 
