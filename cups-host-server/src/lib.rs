@@ -8,7 +8,14 @@
 //! | [`planner`] | pure: which segments a gateway receives now, and why |
 //! | [`service`] | authentication, credential minting/renewal, planning, audit: no sockets |
 //! | [`serve`] | HTTPS and admin listeners, limits, timeouts, metrics, shutdown |
+//! | [`metrics`] | a small Prometheus text registry (counters, gauges, histograms) |
+//! | [`config`] | settings: flags > environment > `.env` > defaults, with their sources |
+//! | [`cli`] | the `cups-server` operator commands |
+//! | [`export`] | a ready-to-run Basics Station home directory for one gateway |
 
+pub mod cli;
+pub mod config;
+pub mod export;
 pub mod metrics;
 pub mod model;
 pub mod pki;

@@ -469,6 +469,65 @@ impl core::error::Error for WriteRequestError {}
 
 // ----------------------------------------------------------------------------------- events
 
+impl StationEvent {
+    /// A stable name of the event's kind (for logs and metrics).
+    #[must_use]
+    pub const fn name(&self) -> &'static str {
+        match self {
+            Self::RunUpdate { .. } => "run-update",
+            Self::BackupCreated { .. } => "backup-created",
+            Self::SegmentApplied { .. } => "segment-applied",
+            Self::CredsStored { .. } => "creds-stored",
+            Self::CredsRejected { .. } => "creds-rejected",
+            Self::ConfigCommitted { .. } => "config-committed",
+            Self::UpdateReceived { .. } => "update-received",
+            Self::UpdateVerified { .. } => "update-verified",
+            Self::UpdateUnsigned => "update-unsigned",
+            Self::UpdateRejected { .. } => "update-rejected",
+            Self::TcRestart { .. } => "tc-restart",
+            Self::InteractionDone { .. } => "interaction-done",
+            Self::InteractionFailed { .. } => "interaction-failed",
+            Self::StoreFailed { .. } => "store-failed",
+        }
+    }
+
+    /// Whether the event reports something going wrong (logged as a warning).
+    #[must_use]
+    pub const fn is_problem(&self) -> bool {
+        matches!(
+            self,
+            Self::CredsRejected { .. }
+                | Self::UpdateRejected { .. }
+                | Self::InteractionFailed { .. }
+                | Self::StoreFailed { .. }
+        )
+    }
+}
+
+/// Every event also goes to the logging facade chosen by feature (`log` or `defmt`); without
+/// either, nothing is logged and nothing is linked.
+fn log_event(ev: &StationEvent) {
+    #[cfg(feature = "log")]
+    {
+        let level = if ev.is_problem() {
+            log::Level::Warn
+        } else {
+            log::Level::Info
+        };
+        log::log!(target: "cups_core::station", level, "{}: {:?}", ev.name(), ev);
+    }
+    #[cfg(feature = "defmt")]
+    {
+        if ev.is_problem() {
+            defmt::warn!("station {=str}", ev.name());
+        } else {
+            defmt::info!("station {=str}", ev.name());
+        }
+    }
+    #[cfg(not(any(feature = "log", feature = "defmt")))]
+    let _ = ev;
+}
+
 /// Bounded event queue.
 #[derive(Debug)]
 struct Events {
@@ -478,6 +537,7 @@ struct Events {
 
 impl Events {
     fn push(&mut self, ev: StationEvent) {
+        log_event(&ev);
         if self.q.push_back(ev).is_err() {
             self.dropped = self.dropped.saturating_add(1);
         }
