@@ -3,9 +3,9 @@
 //! processes. Conditional writes must make them agree: every response is 200 and carries the
 //! same CUPS and TC credential blobs, and the bucket holds exactly that one credential set.
 //!
-//! Each server process is this test binary re-executed as `race_server_worker` (it serves only
-//! when `CUPS_RACE_SERVER` names its PKI directory, S3 endpoint and bucket), printing
-//! `LISTEN <addr>` and exiting when its stdin closes; a guard kills it on any failure. Needs
+//! Each server process is the real binary, `cups-server serve --store s3` on 127.0.0.1:0 with
+//! the bucket in the replaced system's `S3_*` variables and one shared `--cert-path`; a guard
+//! kills both on any failure. Needs
 //! moto (`CUPS_TEST_S3_ENDPOINT`; skipped without it unless `CI` is set) and the vectors
 //! (`CUPS_VECTORS`).
 
@@ -21,14 +21,11 @@ use std::time::Duration;
 use cups_core::Eui64;
 use cups_host_server::model::GatewayRecord;
 use cups_host_server::pki::{InitOptions, Pki, PkiPaths, init};
-use cups_host_server::serve::{ServeConfig, Server, server_config_from_pki};
 use cups_host_server::service::{GatewaySpec, Service, ServiceSettings};
 use cups_host_server::store::s3::S3Store;
 use cups_host_server::store::{Store, keys};
-use load_support::{BodyCheck, LISTEN_PREFIX, ServerChild};
+use load_support::{BodyCheck, ServerChild};
 
-/// Environment of a worker: `<pki dir>|<endpoint>|<bucket>`.
-const WORKER_ENV: &str = "CUPS_RACE_SERVER";
 /// Concurrent first requests.
 const REQUESTS: usize = 50;
 /// Server processes.
@@ -42,44 +39,6 @@ fn settings() -> ServiceSettings {
         tc_uri: Some(load_support::TC_URI.into()),
         ..ServiceSettings::default()
     }
-}
-
-/// A server process of the race (does nothing unless started by the race with its env).
-#[test]
-fn race_server_worker() {
-    let Ok(spec) = std::env::var(WORKER_ENV) else {
-        return;
-    };
-    let mut parts = spec.splitn(3, '|');
-    let (dir, endpoint, bucket) = (
-        parts.next().expect("dir"),
-        parts.next().expect("endpoint"),
-        parts.next().expect("bucket"),
-    );
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    rt.block_on(async {
-        let pki = Arc::new(Pki::load(&PkiPaths::new(dir)).expect("PKI"));
-        let store =
-            Arc::new(S3Store::new(store_support::s3_config(endpoint, bucket)).expect("S3 store"));
-        let tls = server_config_from_pki(&pki).expect("TLS config");
-        let service = Arc::new(Service::new(store, pki, settings()).expect("service"));
-        let config = ServeConfig {
-            listen: "127.0.0.1:0".parse().expect("addr"),
-            admin_listen: None,
-            ..ServeConfig::default()
-        };
-        let server = Server::bind(config, Some(tls), service)
-            .await
-            .expect("bind");
-        println!("{LISTEN_PREFIX}{}", server.local_addr());
-        server
-            .run(load_support::stdin_closed())
-            .await
-            .expect("serve");
-    });
 }
 
 #[test]
@@ -127,21 +86,24 @@ async fn race() {
         .expect("register");
     drop(service);
 
-    let exe = std::env::current_exe().expect("test binary");
+    // Two `cups-server serve --store s3` processes on the bucket, sharing the PKI directory.
     let servers: Vec<ServerChild> = (0..PROCESSES)
         .map(|_| {
-            let mut cmd = Command::new(&exe);
-            cmd.args([
-                "--exact",
-                "race_server_worker",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env(
-                WORKER_ENV,
-                format!("{}|{endpoint}|{bucket}", certs.display()),
-            );
-            ServerChild::spawn(cmd, Duration::from_secs(15))
+            let mut cmd = Command::new(env!("CARGO_BIN_EXE_cups-server"));
+            cmd.args(["serve", "--listen", "127.0.0.1:0", "--admin-listen", "off"])
+                .args(["--store", "s3", "--cert-path"])
+                .arg(&certs)
+                .current_dir(dir.path())
+                .env_clear()
+                .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+                .env("S3_BUCKET_NAME", &bucket)
+                .env("S3_BUCKET_ENDPOINT", &endpoint)
+                .env("S3_BUCKET_REGION", "us-east-1")
+                .env("S3_ACCESS_KEY_ID", "test")
+                .env("S3_SECRET_ACCESS_KEY", "test")
+                .env("CUPS_URI", load_support::CUPS_URI)
+                .env("TC_URI", load_support::TC_URI);
+            ServerChild::spawn_marked(cmd, "listening cups https://", Duration::from_secs(15))
         })
         .collect();
     let addrs: Vec<_> = servers.iter().map(|s| s.addr).collect();

@@ -374,7 +374,13 @@ pub(crate) struct ServerChild {
 impl ServerChild {
     /// Start `cmd` (stdin and stdout piped) and wait (at most `within`) for its
     /// [`LISTEN_PREFIX`] line. The child is expected to exit when its stdin closes.
-    pub(crate) fn spawn(mut cmd: Command, within: Duration) -> Self {
+    pub(crate) fn spawn(cmd: Command, within: Duration) -> Self {
+        Self::spawn_marked(cmd, LISTEN_PREFIX, within)
+    }
+
+    /// [`ServerChild::spawn`] for a server announcing its address after `marker` on a
+    /// stdout line (e.g. `listening cups https://` of `cups-server serve`).
+    pub(crate) fn spawn_marked(mut cmd: Command, marker: &str, within: Duration) -> Self {
         let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -383,12 +389,13 @@ impl ServerChild {
             .expect("spawn server process");
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = std::sync::mpsc::channel();
+        let marker = marker.to_owned();
         std::thread::spawn(move || {
             let mut sent = false;
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
                 // Anywhere in the line: libtest prints `test name ... ` without a newline.
-                if !sent && let Some((_, addr)) = line.split_once(LISTEN_PREFIX) {
+                if !sent && let Some((_, addr)) = line.split_once(marker.as_str()) {
                     let _ = tx.send(addr.trim().to_owned());
                     sent = true;
                 }
