@@ -270,6 +270,8 @@ impl Ctx {
             allow_unsigned: s.allow_unsigned.value,
             bootstrap_token_sha256: s.bootstrap_token_sha256.value.clone(),
             cache_capacity: s.cache_capacity.value,
+            rate_limit_interval: (s.rate_limit_secs.value > 0)
+                .then(|| std::time::Duration::from_secs(s.rate_limit_secs.value)),
             ..ServiceSettings::default()
         }
     }

@@ -46,6 +46,11 @@ pub const DEFAULT_CREDENTIAL_VALID_DAYS: u32 = 365;
 pub const DEFAULT_MIN_VALID_DAYS: u32 = 30;
 /// Default number of gateway records kept parsed in memory.
 pub const DEFAULT_CACHE_CAPACITY: usize = 10_000;
+/// Default per-EUI rate limit in seconds (0 = off).
+pub const DEFAULT_RATE_LIMIT_SECS: u64 = 0;
+/// Largest accepted rate-limit interval: above the station's 60 s resync it would turn away a
+/// gateway reconnecting after a credential change.
+pub const MAX_RATE_LIMIT_SECS: u64 = 59;
 /// Default S3 region when `S3_BUCKET_REGION` is unset.
 pub const DEFAULT_S3_REGION: &str = "us-east-1";
 /// Length of a SHA-256 in lowercase hex (`CUPS_BOOTSTRAP_TOKEN_SHA256` entries).
@@ -85,6 +90,8 @@ pub mod env {
     pub const BOOTSTRAP_TOKEN_SHA256: &str = "CUPS_BOOTSTRAP_TOKEN_SHA256";
     /// Gateway record cache size.
     pub const CACHE_CAPACITY: &str = "CUPS_CACHE_CAPACITY";
+    /// Per-EUI rate limit, seconds.
+    pub const RATE_LIMIT_SECS: &str = "CUPS_RATE_LIMIT_SECS";
     /// S3 bucket (the replaced system's name).
     pub const S3_BUCKET_NAME: &str = "S3_BUCKET_NAME";
     /// S3 region (the replaced system's name).
@@ -238,6 +245,13 @@ pub const SETTINGS: &[SettingDoc] = &[
         env: env::CACHE_CAPACITY,
         default: "10000",
         meaning: "gateway records kept parsed in memory (revalidated by ETag); 0 disables",
+    },
+    SettingDoc {
+        key: "rate_limit_secs",
+        flag: "--rate-limit-secs N",
+        env: env::RATE_LIMIT_SECS,
+        default: "0 (off)",
+        meaning: "per-EUI rate limit: a gateway served less than N s ago gets 200 \"nothing to do\" (0..=59; never a non-200)",
     },
     SettingDoc {
         key: "s3_bucket",
@@ -523,6 +537,8 @@ pub struct Overrides {
     pub bootstrap_token_sha256: Vec<String>,
     /// `--cache-capacity`.
     pub cache_capacity: Option<usize>,
+    /// `--rate-limit-secs`.
+    pub rate_limit_secs: Option<u64>,
 }
 
 /// The process environment and the `.env` map (injectable for tests).
@@ -700,6 +716,8 @@ pub struct Settings {
     pub bootstrap_token_sha256: Resolved<Vec<String>>,
     /// Record cache size.
     pub cache_capacity: Resolved<usize>,
+    /// Per-EUI rate limit in seconds (0 = off).
+    pub rate_limit_secs: Resolved<u64>,
     /// S3 settings (`None` when `S3_BUCKET_NAME` is unset).
     pub s3: Option<S3Settings>,
 }
@@ -784,6 +802,17 @@ where
     T::Err: fmt::Display,
 {
     text.parse::<T>().map_err(|e| e.to_string())
+}
+
+/// A rate-limit interval in whole seconds, `0..=MAX_RATE_LIMIT_SECS`.
+fn parse_rate_limit(text: &str) -> Result<u64, String> {
+    let secs = parse_num::<u64>(text)?;
+    if secs > MAX_RATE_LIMIT_SECS {
+        return Err(format!(
+            "at most {MAX_RATE_LIMIT_SECS} s (the station retries after 60 s)"
+        ));
+    }
+    Ok(secs)
 }
 
 /// Comma- or whitespace-separated SHA-256 hex values, lowercased.
@@ -992,6 +1021,14 @@ impl Settings {
             parse_num::<usize>,
             DEFAULT_CACHE_CAPACITY,
         )?;
+        let rate_limit_secs = pick(
+            flags.rate_limit_secs,
+            "--rate-limit-secs",
+            env,
+            env::RATE_LIMIT_SECS,
+            parse_rate_limit,
+            DEFAULT_RATE_LIMIT_SECS,
+        )?;
         Ok(Self {
             env_file: env.dotenv_path().map(Path::to_path_buf),
             store,
@@ -1009,6 +1046,7 @@ impl Settings {
             allow_unsigned,
             bootstrap_token_sha256,
             cache_capacity,
+            rate_limit_secs,
             s3,
         })
     }
@@ -1149,6 +1187,7 @@ impl Settings {
                 source: self.bootstrap_token_sha256.source.to_string(),
             },
             row("cache_capacity", &self.cache_capacity),
+            row("rate_limit_secs", &self.rate_limit_secs),
         ];
         match &self.s3 {
             Some(s3) => {
@@ -1229,6 +1268,30 @@ mod tests {
                 .collect()
         };
         Environment::from_maps(m(vars), m(dotenv))
+    }
+
+    #[test]
+    fn rate_limit_limits() {
+        let at = |v: &str| {
+            Settings::resolve(
+                &Overrides::default(),
+                &env(&[(env::RATE_LIMIT_SECS, v)], &[]),
+            )
+        };
+        assert_eq!(at("0").expect("off").rate_limit_secs.value, 0);
+        assert_eq!(at("58").expect("below").rate_limit_secs.value, 58);
+        assert_eq!(
+            at("59").expect("at the limit").rate_limit_secs.value,
+            MAX_RATE_LIMIT_SECS
+        );
+        assert!(at("60").is_err(), "above the limit");
+        assert!(at("ten").is_err());
+        let flag = Overrides {
+            rate_limit_secs: Some(5),
+            ..Overrides::default()
+        };
+        let s = Settings::resolve(&flag, &env(&[(env::RATE_LIMIT_SECS, "7")], &[])).expect("flag");
+        assert_eq!(s.rate_limit_secs.value, 5, "flags beat the environment");
     }
 
     #[test]

@@ -64,6 +64,9 @@ pub const DEFAULT_MIN_VALID_DAYS: u32 = 30;
 /// Default number of gateway records (and, separately, token index entries) kept parsed in
 /// memory.
 pub const DEFAULT_CACHE_CAPACITY: usize = 10_000;
+/// Fewest gateways whose last service time the rate limiter remembers (it forgets the oldest
+/// beyond its capacity, which only makes it more lenient).
+pub const RATE_LIMIT_TRACKED: usize = 100_000;
 /// Default time the firmware catalogue is reused before it is listed again.
 pub const DEFAULT_FIRMWARE_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(5);
 /// Most conditional writes one request attempts on a gateway record before it gives up (and
@@ -163,6 +166,11 @@ pub struct ServiceSettings {
     /// How long the firmware catalogue is reused before it is listed again (zero: list on every
     /// request that could receive an update).
     pub firmware_cache_ttl: std::time::Duration,
+    /// Per-EUI rate limit: an authenticated gateway served less than this long ago gets the
+    /// 14-byte "nothing to do" (never a non-200, which would send it to its backup
+    /// credentials). `None` = off. Keep it below the station's 60 s `CUPS_RESYNC_INTV`, or a
+    /// gateway reconnecting after a credential change is turned away once.
+    pub rate_limit_interval: Option<std::time::Duration>,
 }
 
 impl Default for ServiceSettings {
@@ -176,6 +184,7 @@ impl Default for ServiceSettings {
             bootstrap_token_sha256: Vec::new(),
             cache_capacity: DEFAULT_CACHE_CAPACITY,
             firmware_cache_ttl: DEFAULT_FIRMWARE_CACHE_TTL,
+            rate_limit_interval: None,
         }
     }
 }
@@ -375,6 +384,8 @@ pub struct Service {
     settings: ServiceSettings,
     metrics: Arc<ServiceMetrics>,
     records: BoundedCache<Eui64, (ETag, GatewayRecord)>,
+    /// When each gateway was last served (for the per-EUI rate limit).
+    last_served: BoundedCache<Eui64, OffsetDateTime>,
     tokens: BoundedCache<String, crate::model::TokenEntry>,
     firmware: firmware::Catalogue,
 }
@@ -395,6 +406,7 @@ impl Service {
             pki,
             records: BoundedCache::new(settings.cache_capacity),
             tokens: BoundedCache::new(settings.cache_capacity),
+            last_served: BoundedCache::new(RATE_LIMIT_TRACKED.max(settings.cache_capacity)),
             firmware: firmware::Catalogue::new(settings.firmware_cache_ttl),
             settings,
             metrics: Arc::new(ServiceMetrics::default()),
@@ -473,6 +485,22 @@ impl Service {
         Ok(self.plan(&info, &record, &catalogue))
     }
 
+    /// Whether `eui` was served less than the rate-limit interval before `now`; if not, `now`
+    /// is recorded as its last service.
+    fn rate_limited(&self, eui: Eui64, now: OffsetDateTime) -> bool {
+        let Some(min) = self.settings.rate_limit_interval else {
+            return false;
+        };
+        if let Some(last) = self.last_served.get(&eui)
+            && now >= last
+            && (now - last) < min
+        {
+            return true;
+        }
+        self.last_served.insert(eui, now);
+        false
+    }
+
     /// Read a gateway record (revalidating the cached parse by ETag).
     async fn read_record(&self, eui: Eui64) -> Result<Option<(GatewayRecord, ETag)>, ServiceError> {
         let key = keys::gateway(eui);
@@ -497,7 +525,6 @@ impl Service {
     }
 }
 
-/// Compile-time check: the request future can run on a multi-threaded runtime.
 /// Check configured or per-gateway target URIs: each must be sendable to a station
 /// (`scheme://host:port`, at most 127 bytes; http(s) for CUPS, ws(s) for TC).
 pub(crate) fn check_target_uris(cups: Option<&str>, tc: Option<&str>) -> Result<(), ServiceError> {
@@ -522,6 +549,7 @@ pub(crate) fn check_target_uris(cups: Option<&str>, tc: Option<&str>) -> Result<
     Ok(())
 }
 
+/// Compile-time check: the request future can run on a multi-threaded runtime.
 #[cfg(test)]
 #[allow(dead_code)]
 fn update_info_is_send(

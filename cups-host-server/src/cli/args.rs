@@ -220,6 +220,10 @@ pub struct GlobalArgs {
     /// Gateway records cached in memory [env: CUPS_CACHE_CAPACITY] [default: 10000]
     #[arg(long, global = true, value_name = "N", help_heading = "Global options")]
     pub cache_capacity: Option<usize>,
+    /// Per-EUI rate limit: a gateway served less than N s ago gets 200 "nothing to do"
+    /// (0 = off, at most 59) [env: CUPS_RATE_LIMIT_SECS] [default: 0]
+    #[arg(long, global = true, value_name = "N", help_heading = "Global options")]
+    pub rate_limit_secs: Option<u64>,
 }
 
 impl GlobalArgs {
@@ -238,6 +242,7 @@ impl GlobalArgs {
             allow_unsigned: self.allow_unsigned.then_some(true),
             bootstrap_token_sha256: self.bootstrap_token_sha256.clone(),
             cache_capacity: self.cache_capacity,
+            rate_limit_secs: self.rate_limit_secs,
             ..Overrides::default()
         }
     }

@@ -25,11 +25,14 @@ pub enum RequestOutcome {
     Forbidden,
     /// 404: the gateway is not registered.
     NotRegistered,
+    /// 200 "nothing to do" because the gateway was served less than the rate-limit interval
+    /// ago.
+    RateLimited,
 }
 
 impl RequestOutcome {
     /// Every outcome, in label order.
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 9] = [
         Self::Updated,
         Self::NoChange,
         Self::StorageFallback,
@@ -38,6 +41,7 @@ impl RequestOutcome {
         Self::Unauthenticated,
         Self::Forbidden,
         Self::NotRegistered,
+        Self::RateLimited,
     ];
 
     /// The Prometheus label value.
@@ -52,6 +56,7 @@ impl RequestOutcome {
             Self::Unauthenticated => "unauthenticated",
             Self::Forbidden => "forbidden",
             Self::NotRegistered => "not_registered",
+            Self::RateLimited => "rate_limited",
         }
     }
 
@@ -59,7 +64,11 @@ impl RequestOutcome {
     #[must_use]
     pub const fn status(self) -> u16 {
         match self {
-            Self::Updated | Self::NoChange | Self::StorageFallback | Self::InternalFallback => 200,
+            Self::Updated
+            | Self::NoChange
+            | Self::StorageFallback
+            | Self::InternalFallback
+            | Self::RateLimited => 200,
             Self::BadRequest => 400,
             Self::Unauthenticated => 401,
             Self::Forbidden => 403,
@@ -77,6 +86,7 @@ impl RequestOutcome {
             Self::Unauthenticated => 5,
             Self::Forbidden => 6,
             Self::NotRegistered => 7,
+            Self::RateLimited => 8,
         }
     }
 }

@@ -86,6 +86,12 @@ impl Service {
         };
         fx.count(&self.metrics);
         audit.events = Some(fx.describe());
+        // Rate limit only after authentication is complete, so nobody can throttle another
+        // gateway by naming it. What was stored above is sent on a later request.
+        if self.rate_limited(router, now) {
+            audit.outcome = RequestOutcome::RateLimited;
+            return Outcome::no_change();
+        }
         // From here on the record is stored: whatever fails now only loses the update.
         let catalogue = match self.firmware_catalogue().await {
             Ok(c) => c,
