@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cups_core::Eui64;
-use cups_core::crc::{cred_set_crc, crc32};
+use cups_core::crc::{crc32, cred_set_crc};
 use cups_core::station::{CredFile, CredKind, FileId, FileSet, MemStore};
 use cups_host_server::pki::{ClientUsage, InitOptions, Pki, PkiPaths, init};
 use cups_host_server::serve::{ServeConfig, Server, server_config_from_pki};
@@ -111,9 +111,8 @@ impl RealServer {
                 tc_uri: Some(TC_URI.into()),
                 ..ServiceSettings::default()
             };
-            let service = Arc::new(
-                Service::new(store.clone(), Arc::clone(&pki), settings).expect("service"),
-            );
+            let service =
+                Arc::new(Service::new(store.clone(), Arc::clone(&pki), settings).expect("service"));
             let config = ServeConfig {
                 listen: SocketAddr::from(([127, 0, 0, 1], port)),
                 admin_listen: None,
@@ -222,7 +221,11 @@ fn first_boot(seed: u64) -> Report {
         assert_eq!(o.status, GatewayStatus::Done, "{eui}: {:?}", o.history);
         let set_crc = |kind| {
             let get = |f| store.get(cred(kind, FileSet::Reg, f)).unwrap_or(&[]);
-            cred_set_crc(get(CredFile::Trust), get(CredFile::Cert), get(CredFile::Key))
+            cred_set_crc(
+                get(CredFile::Trust),
+                get(CredFile::Cert),
+                get(CredFile::Key),
+            )
         };
         let record = server
             .rt
@@ -249,13 +252,55 @@ fn first_boot(seed: u64) -> Report {
             tc.current.confirmed_at.is_some(),
             "{eui}: TC rotation not confirmed"
         );
+        // The server sent the CUPS URI (the station reports its regular set's, here none).
+        assert_eq!(
+            store.get(cred(CredKind::Cups, FileSet::Reg, CredFile::Uri)),
+            Some(server.cups_uri().as_bytes()),
+            "{eui}"
+        );
         assert_eq!(o.credset, "REG", "{eui}: {:?}", o.history);
-        assert!(o.on_boot >= 1, "{eui}: went through BOOT: {:?}", o.history);
+        assert_eq!(
+            o.history,
+            [
+                "REG fail no-uri -> BAK",
+                "BAK fail no-uri -> BOOT",
+                "BOOT ok+cups",
+                "REG ok"
+            ],
+            "{eui}"
+        );
+        assert_eq!(
+            (o.on_boot, o.creds_stored, o.tc_restarts),
+            (1, 2, 1),
+            "{eui}"
+        );
     }
     report
 }
 
+/// The outcome snapshot without the credential CRCs (fresh keys every run).
+fn snapshot_without_crcs(report: &Report) -> String {
+    report
+        .outcome_snapshot()
+        .lines()
+        .map(|l| {
+            l.split(' ')
+                .filter(|w| !w.starts_with("cups=") && !w.starts_with("tcc="))
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 #[test]
 fn fifty_gateways_first_boot_against_the_real_server() {
-    first_boot(SEED);
+    let first = first_boot(SEED);
+    // Same seed, fresh server and PKI: the same per-gateway outcome (credential CRCs aside,
+    // as every run mints new keys).
+    let second = first_boot(SEED);
+    assert_eq!(
+        snapshot_without_crcs(&first),
+        snapshot_without_crcs(&second)
+    );
 }
