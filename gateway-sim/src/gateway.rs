@@ -361,6 +361,20 @@ impl Gateway {
             StationEvent::InteractionFailed {
                 reason, rotated_to, ..
             } => {
+                // Failures decided before any connection (no or bad URI, no trust) are attempts
+                // too: count them like connected ones, so ok + failed = interactions and the
+                // backup/bootstrap counters see every set the station tried.
+                if matches!(
+                    reason,
+                    FailReason::NoUri | FailReason::BadUri | FailReason::TlsSetup
+                ) {
+                    o.interactions += 1;
+                    match self.last_set {
+                        CredSet::Reg => {}
+                        CredSet::Bak => o.on_backup += 1,
+                        CredSet::Boot => o.on_boot += 1,
+                    }
+                }
                 o.failed += 1;
                 o.status = GatewayStatus::Failed;
                 let why = fail_name(reason);

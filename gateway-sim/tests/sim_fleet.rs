@@ -515,7 +515,9 @@ fn rejected_status_falls_back_to_backup_then_bootstrap() {
     assert_eq!(o.history[0], "REG fail status-403 -> BAK");
     assert_eq!(o.history[1], "BAK fail no-uri -> BOOT");
     assert_eq!(o.history[2], "BOOT ok");
-    assert_eq!((o.on_backup, o.on_boot), (0, 1));
+    // Every set the station tried counts, the connection-less BAK attempt (no URI) included.
+    assert_eq!((o.on_backup, o.on_boot), (1, 1));
+    assert_eq!(o.interactions, o.done + o.failed, "{o:?}");
     assert_eq!(boot.requests().len(), 1);
 }
 
