@@ -136,32 +136,10 @@ async fn two_instances_on_one_root_race_correctly() {
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path().join("data");
     // Independent instances: separate in-process locks, so only flock excludes them.
-    let stores: Vec<Arc<dyn Store>> = (0..2)
-        .map(|_| Arc::new(FsStore::open(root.clone()).expect("open")) as Arc<dyn Store>)
-        .collect();
+    let stores: [Arc<dyn Store>; 2] =
+        [0, 1].map(|_| Arc::new(FsStore::open(root.clone()).expect("open")) as Arc<dyn Store>);
     let k = "race/cross.json";
-    let tasks: Vec<_> = (0..store_support::CREATE_RACERS)
-        .map(|i| {
-            let store = Arc::clone(&stores[i % 2]);
-            tokio::spawn(async move {
-                let bytes = Bytes::from(format!("instance {} writer {i}", i % 2));
-                (bytes.clone(), store.put(k, bytes, PutMode::Create).await)
-            })
-        })
-        .collect();
-    let mut winners = Vec::new();
-    for t in tasks {
-        match t.await.expect("task") {
-            (bytes, Ok(etag)) => winners.push((bytes, etag)),
-            (_, Err(StoreError::AlreadyExists { .. })) => {}
-            (_, Err(e)) => panic!("unexpected {e:?}"),
-        }
-    }
-    assert_eq!(winners.len(), 1);
-    for s in &stores {
-        let o = s.get(k).await.expect("get").expect("present");
-        assert_eq!((&o.bytes, &o.etag), (&winners[0].0, &winners[0].1));
-    }
+    store_support::create_race_on_two_instances(&stores, k).await;
     // Update race across the instances.
     let c = "race/cross-counter";
     stores[0]

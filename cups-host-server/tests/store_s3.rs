@@ -163,31 +163,13 @@ async fn two_instances_one_bucket_one_winner() {
     let second = S3Store::new(store_support::s3_config(&endpoint, &bucket)).expect("client");
     let stores: [Arc<dyn Store>; 2] = [Arc::new(first), Arc::new(second)];
     let k = "gateways/0016c001ff10a235.json";
-    let tasks: Vec<_> = (0..store_support::CREATE_RACERS)
-        .map(|i| {
-            let store = Arc::clone(&stores[i % 2]);
-            tokio::spawn(async move {
-                let bytes = Bytes::from(format!("instance {} credential set {i}", i % 2));
-                (bytes.clone(), store.put(k, bytes, PutMode::Create).await)
-            })
-        })
-        .collect();
-    let mut winners = Vec::new();
-    for t in tasks {
-        match t.await.expect("task") {
-            (bytes, Ok(etag)) => winners.push((bytes, etag)),
-            (_, Err(StoreError::AlreadyExists { .. })) => {}
-            (_, Err(e)) => panic!("unexpected {e:?}"),
-        }
-    }
-    assert_eq!(winners.len(), 1);
-    // The losers re-read and serve the winner's set, with the ETag the winner got.
+    let winner = store_support::create_race_on_two_instances(&stores, k).await;
+    // The losers re-read and serve the winner's set (checked whole by the helper), streamed
+    // too, with the ETag the winner got.
     for s in &stores {
-        let o = s.get(k).await.expect("get").expect("present");
-        assert_eq!((&o.bytes, &o.etag), (&winners[0].0, &winners[0].1));
         let st = s.get_stream(k).await.expect("stream").expect("present");
-        assert_eq!(st.etag, winners[0].1);
+        assert_eq!(st.etag, winner.1);
         let body: Vec<u8> = st.chunks.map(|c| c.expect("chunk").to_vec()).concat().await;
-        assert_eq!(body, winners[0].0);
+        assert_eq!(body, winner.0);
     }
 }

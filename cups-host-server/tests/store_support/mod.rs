@@ -443,3 +443,36 @@ pub(crate) async fn fresh_s3(tag: &str) -> Option<(String, String, S3Store)> {
     let store = S3Store::new(s3_config(&endpoint, &bucket)).expect("S3 store");
     Some((endpoint, bucket, store))
 }
+
+/// `CREATE_RACERS` tasks spread over two store instances race to `PutMode::Create` key `k`
+/// with distinct bytes: exactly one wins, every other gets `AlreadyExists`, and both
+/// instances then read the winner's bytes and ETag. Returns the winner.
+pub(crate) async fn create_race_on_two_instances(
+    stores: &[Arc<dyn Store>; 2],
+    k: &'static str,
+) -> (Bytes, ETag) {
+    let tasks: Vec<_> = (0..CREATE_RACERS)
+        .map(|i| {
+            let store = Arc::clone(&stores[i % 2]);
+            tokio::spawn(async move {
+                let bytes = Bytes::from(format!("instance {} writer {i}", i % 2));
+                (bytes.clone(), store.put(k, bytes, PutMode::Create).await)
+            })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for t in tasks {
+        match t.await.expect("task") {
+            (bytes, Ok(etag)) => winners.push((bytes, etag)),
+            (_, Err(StoreError::AlreadyExists { .. })) => {}
+            (_, Err(e)) => panic!("unexpected {e:?}"),
+        }
+    }
+    assert_eq!(winners.len(), 1, "exactly one Create wins");
+    let winner = winners.remove(0);
+    for s in stores {
+        let o = s.get(k).await.expect("get").expect("present");
+        assert_eq!((&o.bytes, &o.etag), (&winner.0, &winner.1));
+    }
+    winner
+}
