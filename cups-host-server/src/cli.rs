@@ -125,6 +125,24 @@ pub enum CliError {
     /// JSON output could not be produced.
     #[error("JSON output: {0}")]
     Json(#[from] serde_json::Error),
+    /// A command over several gateways stopped at its first failure; the ones before it are
+    /// done.
+    #[error(
+        "gateway {failed}: {source} ({done} of {total} gateways {what} before this failure; the rest were not tried)"
+    )]
+    Batch {
+        /// The gateway that failed (canonical EUI).
+        failed: String,
+        /// How many were done before it.
+        done: usize,
+        /// How many were asked for.
+        total: usize,
+        /// What was done to them (`registered`, `updated`, ...).
+        what: &'static str,
+        /// Why it failed.
+        #[source]
+        source: Box<CliError>,
+    },
     /// A check failed (e.g. `init --inspect` on an unusable PKI); the details were printed.
     #[error("{0}")]
     Failed(String),

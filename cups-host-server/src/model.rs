@@ -84,6 +84,11 @@ pub struct CredSlot {
     /// What was there before the last rotation, until it is confirmed.
     #[serde(default)]
     pub previous: Option<PreviousCred>,
+    /// An operator asked for fresh credentials (`cups-server gateway renew`): the gateway's
+    /// next request mints a new `current` (the old one kept as `previous`), which clears
+    /// this. Records written before the field existed read as `false`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub renew_requested: bool,
 }
 
 /// One registered gateway.

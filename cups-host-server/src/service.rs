@@ -49,7 +49,7 @@ use crate::pki::{Pki, PkiError};
 use crate::planner::Plan;
 use crate::store::{ETag, ObjectStream, Store, StoreError, keys};
 
-pub use admin::{GatewaySpec, Registered};
+pub use admin::{GatewaySpec, Registered, RenewSlots, RenewalRequested, UriChange, UriUpdate};
 pub use auth::AuthMethod;
 pub use firmware::{FirmwareSource, FirmwareSpec};
 pub use metrics::{MetricsSnapshot, RequestOutcome, ServiceMetrics};

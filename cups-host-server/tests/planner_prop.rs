@@ -82,6 +82,7 @@ fn cred_slot() -> impl Strategy<Value = Option<CredSlot>> {
                 token_sha256: None,
                 not_after: None,
             }),
+            renew_requested: false,
         },
     );
     prop_oneof![5 => slot.prop_map(Some), 1 => Just(None)]

@@ -99,6 +99,7 @@ fn slot(blob: Vec<u8>) -> Option<CredSlot> {
     Some(CredSlot {
         current: issued(blob),
         previous: None,
+        renew_requested: false,
     })
 }
 

@@ -8,6 +8,9 @@ use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 use crate::config::{AdminListen, LogFormat, Overrides, StoreKind};
 use crate::export::ExportFormat;
 
+/// Most gateways one `gateway add --count N` registers.
+pub const MAX_ADD_COUNT: u64 = 100_000;
+
 const MAIN_EXAMPLES: &str = "\
 Examples:
   cups-server serve                                  # fresh clone: creates certs/ and data/
@@ -45,7 +48,10 @@ Examples:
   cups-server gateway add 00-16-C0-01-FF-10-A2-35 --label site=berlin
   cups-server gateway add ::1 --cups-auth token --tc server-auth
   cups-server gateway list --json
+  cups-server gateway add 0016c001ff100000 --count 1000   # 0016c001ff100000 .. 0016c001ff1003e7
   cups-server gateway show 16:c001:ff10:a235
+  cups-server gateway set 0016c001ff10a235 --tc-uri wss://lns2.example.org:8887
+  cups-server gateway renew --all --tc
   cups-server gateway export 0016c001ff10a235 --station-home ./gw1
   cups-server gateway remove 0016c001ff10a235";
 
@@ -54,9 +60,33 @@ Examples:
   cups-server gateway add 0016c001ff10a235
   cups-server gateway add 0016c001ff10a235 --cups-auth token --tc token
   cups-server gateway add 16:c001:ff10:a235 --tc-uri wss://lns.example.org:8887 --label site=berlin
+  cups-server gateway add 0016c001ff10a235 0016c001ff10a240 ::1
+  cups-server gateway add 0016c001ff100000 --count 10000   # 10,000 consecutive EUIs
 
 EUIs are accepted in any form (16 hex digits, ID6, with - or : separators).
-In token mode the CUPS token is printed once; `gateway export` writes it into cups.key.";
+In token mode the CUPS token is printed once; `gateway export` writes it into cups.key.
+Several gateways are registered in order; the first failure stops the command, and the error
+says how many were registered (they stay registered). --count is at most 100000.";
+
+const SET_EXAMPLES: &str = "\
+Examples:
+  cups-server gateway set 0016c001ff10a235 --tc-uri wss://lns2.example.org:8887
+  cups-server gateway set 0016c001ff10a235 0016c001ff10a236 --cups-uri https://cups2.example.org:443
+  cups-server gateway set ::1 --clear-tc-uri          # back to the server default (TC_URI)
+
+The gateway's next request gets the new URI (a TC URI change reconnects it to the new LNS at
+once; a CUPS URI change makes it ask the new server after its resync interval). URIs are
+checked as `gateway add` checks them. Several gateways: the first failure stops the command.";
+
+const RENEW_EXAMPLES: &str = "\
+Examples:
+  cups-server gateway renew 0016c001ff10a235          # CUPS and TC credentials
+  cups-server gateway renew 0016c001ff10a235 --tc     # only the LNS credentials
+  cups-server gateway renew --all --cups
+
+On its next request the gateway gets freshly minted credentials; the old ones stay valid (shown
+as `previous` by `gateway show`) until it reports the new CRC. Credentials not issued yet are
+minted on first contact anyway and are left alone.";
 
 const LIST_EXAMPLES: &str = "\
 Examples:
@@ -366,6 +396,12 @@ pub enum GatewayCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Change gateways' own CUPS and/or TC URIs
+    #[command(after_help = SET_EXAMPLES)]
+    Set(GatewaySetArgs),
+    /// Mark gateways' credentials for renewal on their next request
+    #[command(after_help = RENEW_EXAMPLES)]
+    Renew(GatewayRenewArgs),
     /// Remove a gateway and its token index entries
     #[command(after_help = REMOVE_EXAMPLES)]
     Remove {
@@ -380,8 +416,12 @@ pub enum GatewayCommand {
 /// `gateway add`.
 #[derive(Args, Debug)]
 pub struct GatewayAddArgs {
-    /// Gateway EUI (any form: 0016c001ff10a235, 00-16-C0-01-FF-10-A2-35, 16:c001:ff10:a235)
-    pub eui: String,
+    /// Gateway EUI(s) (any form: 0016c001ff10a235, 00-16-C0-01-FF-10-A2-35, 16:c001:ff10:a235)
+    #[arg(required = true, value_name = "EUI")]
+    pub euis: Vec<String>,
+    /// Register N consecutive EUIs starting at the (single) EUI given
+    #[arg(long, value_name = "N")]
+    pub count: Option<u64>,
     /// How it authenticates to CUPS
     #[arg(long, value_enum, default_value_t = CupsAuthArg::Cert)]
     pub cups_auth: CupsAuthArg,
@@ -397,6 +437,51 @@ pub struct GatewayAddArgs {
     /// A label KEY=VALUE, repeatable
     #[arg(long = "label", value_name = "KEY=VALUE")]
     pub labels: Vec<String>,
+}
+
+/// `gateway set`.
+#[derive(Args, Debug)]
+#[command(group(clap::ArgGroup::new("change").required(true).multiple(true)
+    .args(["cups_uri", "clear_cups_uri", "tc_uri", "clear_tc_uri"])))]
+pub struct GatewaySetArgs {
+    /// Gateway EUI(s) (any form)
+    #[arg(required = true, value_name = "EUI")]
+    pub euis: Vec<String>,
+    /// New CUPS URI (https://host:port)
+    #[arg(long, value_name = "URI", conflicts_with = "clear_cups_uri",
+        value_parser = clap::builder::NonEmptyStringValueParser::new())]
+    pub cups_uri: Option<String>,
+    /// Drop the gateway's own CUPS URI (the configured CUPS_URI applies)
+    #[arg(long)]
+    pub clear_cups_uri: bool,
+    /// New LNS URI (wss://host:port)
+    #[arg(long, value_name = "URI", conflicts_with = "clear_tc_uri",
+        value_parser = clap::builder::NonEmptyStringValueParser::new())]
+    pub tc_uri: Option<String>,
+    /// Drop the gateway's own LNS URI (the configured TC_URI applies)
+    #[arg(long)]
+    pub clear_tc_uri: bool,
+}
+
+/// `gateway renew`.
+#[derive(Args, Debug)]
+pub struct GatewayRenewArgs {
+    /// Gateway EUI(s) (any form)
+    #[arg(
+        value_name = "EUI",
+        required_unless_present = "all",
+        conflicts_with = "all"
+    )]
+    pub euis: Vec<String>,
+    /// Every registered gateway
+    #[arg(long)]
+    pub all: bool,
+    /// Renew the CUPS credentials (without --cups and --tc: both)
+    #[arg(long)]
+    pub cups: bool,
+    /// Renew the TC (LNS) credentials (without --cups and --tc: both)
+    #[arg(long)]
+    pub tc: bool,
 }
 
 /// `gateway export`.

@@ -1,4 +1,4 @@
-//! `cups-server gateway add|list|show|remove|export`.
+//! `cups-server gateway add|list|show|set|renew|remove|export`.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -9,21 +9,32 @@ use serde_json::{Map, Value};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use super::args::{CupsAuthArg, GatewayAddArgs, GatewayCommand, GatewayExportArgs, TcArg};
+use cups_core::Eui64;
+
+use super::args::{
+    CupsAuthArg, GatewayAddArgs, GatewayCommand, GatewayExportArgs, GatewayRenewArgs,
+    GatewaySetArgs, MAX_ADD_COUNT, TcArg,
+};
 use super::{CliError, Ctx, parse_eui};
 use crate::config::uri_host;
 use crate::export::{self, ExportFormat, ExportOptions, StationHome};
 use crate::model::{CredSlot, CupsAuth, GatewayRecord, IssuedCred, TcMode};
-use crate::service::GatewaySpec;
+use crate::service::{GatewaySpec, RenewSlots, UriChange, UriUpdate};
 
 /// Hex digits of a token hash shown by `gateway show` (enough to tell tokens apart).
 const TOKEN_HASH_SHOWN: usize = 12;
+
+/// A command over at least this many gateways reports its progress on stderr, every this
+/// many gateways.
+pub(super) const PROGRESS_EVERY: usize = 1_000;
 
 pub(super) async fn run(ctx: &Ctx, cmd: GatewayCommand) -> Result<(), CliError> {
     match cmd {
         GatewayCommand::Add(a) => add(ctx, a).await,
         GatewayCommand::List { json } => list(ctx, json).await,
         GatewayCommand::Show { eui, json } => show(ctx, &eui, json).await,
+        GatewayCommand::Set(a) => set(ctx, &a).await,
+        GatewayCommand::Renew(a) => renew(ctx, &a).await,
         GatewayCommand::Remove { eui } => remove(ctx, &eui).await,
         GatewayCommand::Export(a) => export(ctx, a).await,
     }
@@ -52,11 +63,75 @@ fn parse_labels(items: &[String]) -> Result<BTreeMap<String, String>, CliError> 
     Ok(labels)
 }
 
+/// The EUIs `gateway add` registers: the arguments in order, or with `count` that many
+/// consecutive EUIs from the single argument.
+fn add_euis(args: &[String], count: Option<u64>) -> Result<Vec<Eui64>, CliError> {
+    let Some(count) = count else {
+        return args.iter().map(|a| parse_eui(a)).collect();
+    };
+    let bad = |reason| CliError::Argument {
+        what: "--count",
+        text: count.to_string(),
+        reason,
+    };
+    let [first] = args else {
+        return Err(bad("takes exactly one starting EUI"));
+    };
+    if count == 0 || count > MAX_ADD_COUNT {
+        return Err(bad("must be 1..=100000 (MAX_ADD_COUNT)"));
+    }
+    let start = parse_eui(first)?.as_u64();
+    start
+        .checked_add(count - 1)
+        .ok_or_else(|| bad("the range would pass ffffffffffffffff"))?;
+    (0..count)
+        .map(|i| {
+            // In range (checked above) and never zero (start is not zero and nothing wraps).
+            Eui64::new(start + i).map_err(|source| CliError::Eui {
+                text: format!("{:016x}", start + i),
+                source,
+            })
+        })
+        .collect()
+}
+
+/// Progress of a command over `total` gateways (stderr, only for large batches).
+fn progress(what: &str, done: usize, total: usize) {
+    if total >= PROGRESS_EVERY && done.is_multiple_of(PROGRESS_EVERY) && done > 0 {
+        eprintln!("{what} {done}/{total} gateways");
+    }
+}
+
+/// `err` about `eui` after `done` of `total`: as is for a single gateway, else a
+/// [`CliError::Batch`] saying how far the command got.
+fn batch_error(
+    err: CliError,
+    eui: Eui64,
+    done: usize,
+    total: usize,
+    what: &'static str,
+) -> CliError {
+    if total <= 1 {
+        return err;
+    }
+    CliError::Batch {
+        failed: eui.canonical().to_string(),
+        done,
+        total,
+        what,
+        source: Box::new(err),
+    }
+}
+
 async fn add(ctx: &Ctx, a: GatewayAddArgs) -> Result<(), CliError> {
-    let eui = parse_eui(&a.eui)?;
+    let euis = add_euis(&a.euis, a.count)?;
     let labels = parse_labels(&a.labels)?;
     let spec = GatewaySpec {
-        eui,
+        eui: euis.first().copied().ok_or_else(|| CliError::Argument {
+            what: "EUI",
+            text: String::new(),
+            reason: "at least one is required",
+        })?,
         cups_auth: match a.cups_auth {
             CupsAuthArg::Cert => CupsAuth::ClientCert,
             CupsAuthArg::Token => CupsAuth::Token,
@@ -71,9 +146,47 @@ async fn add(ctx: &Ctx, a: GatewayAddArgs) -> Result<(), CliError> {
         labels,
     };
     let service = ctx.service()?;
-    let registered = service
-        .register_gateway(spec, OffsetDateTime::now_utc())
-        .await?;
+    if let [_] = euis[..] {
+        let registered = service
+            .register_gateway(spec, OffsetDateTime::now_utc())
+            .await?;
+        print_registered(ctx, &registered);
+        return Ok(());
+    }
+    let total = euis.len();
+    let mut last = None;
+    for (done, eui) in euis.into_iter().enumerate() {
+        let registered = service
+            .register_gateway(
+                GatewaySpec {
+                    eui,
+                    ..spec.clone()
+                },
+                OffsetDateTime::now_utc(),
+            )
+            .await
+            .map_err(|e| batch_error(e.into(), eui, done, total, "registered"))?;
+        let r = &registered.record;
+        out!(
+            "registered gateway {} (ID6 {})",
+            r.eui.canonical(),
+            r.eui.id6()
+        );
+        if let Some(token) = &registered.cups_token {
+            out!("  CUPS token (shown once; only its hash is indexed): {token}");
+        }
+        progress("registered", done + 1, total);
+        last = Some(registered.record);
+    }
+    if let Some(r) = &last {
+        print_modes_and_uris(ctx, r);
+    }
+    out!("registered {total} gateways");
+    Ok(())
+}
+
+/// What `gateway add` prints for a single gateway.
+fn print_registered(ctx: &Ctx, registered: &crate::service::Registered) {
     let r = &registered.record;
     out!(
         "registered gateway {} (ID6 {})",
@@ -92,6 +205,98 @@ async fn add(ctx: &Ctx, a: GatewayAddArgs) -> Result<(), CliError> {
         "next: cups-server gateway export {} --station-home DIR",
         r.eui.canonical()
     );
+}
+
+/// The EUIs of a `set`/`renew` argument list.
+fn parse_euis(args: &[String]) -> Result<Vec<Eui64>, CliError> {
+    args.iter().map(|a| parse_eui(a)).collect()
+}
+
+async fn set(ctx: &Ctx, a: &GatewaySetArgs) -> Result<(), CliError> {
+    let euis = parse_euis(&a.euis)?;
+    let change = |set: &Option<String>, clear: bool| match (set, clear) {
+        (Some(uri), _) => UriChange::Set(uri.clone()),
+        (None, true) => UriChange::Clear,
+        (None, false) => UriChange::Keep,
+    };
+    let update = UriUpdate {
+        cups_uri: change(&a.cups_uri, a.clear_cups_uri),
+        tc_uri: change(&a.tc_uri, a.clear_tc_uri),
+    };
+    let service = ctx.service()?;
+    let total = euis.len();
+    for (done, eui) in euis.into_iter().enumerate() {
+        let r = service
+            .update_gateway_uris(eui, &update)
+            .await
+            .map_err(|e| batch_error(e.into(), eui, done, total, "updated"))?;
+        out!(
+            "updated gateway {} (ID6 {}): CUPS URI {}; TC URI {}",
+            r.eui.canonical(),
+            r.eui.id6(),
+            uri_text(
+                r.cups_uri.as_deref(),
+                ctx.settings.cups_uri.value.as_deref()
+            ),
+            uri_text(r.tc_uri.as_deref(), ctx.settings.tc_uri.value.as_deref())
+        );
+        progress("updated", done + 1, total);
+    }
+    if total > 1 {
+        out!("updated {total} gateways");
+    }
+    Ok(())
+}
+
+async fn renew(ctx: &Ctx, a: &GatewayRenewArgs) -> Result<(), CliError> {
+    let which = if a.cups || a.tc {
+        RenewSlots {
+            cups: a.cups,
+            tc: a.tc,
+        }
+    } else {
+        RenewSlots::BOTH
+    };
+    let service = ctx.service()?;
+    let euis = if a.all {
+        service
+            .list_gateways()
+            .await?
+            .into_iter()
+            .map(|r| r.eui)
+            .collect()
+    } else {
+        parse_euis(&a.euis)?
+    };
+    let total = euis.len();
+    let mut marked = 0usize;
+    for (done, eui) in euis.into_iter().enumerate() {
+        let r = service
+            .request_renewal(eui, which)
+            .await
+            .map_err(|e| batch_error(e.into(), eui, done, total, "marked"))?;
+        let slots: Vec<&str> = [(r.cups, "CUPS"), (r.tc, "TC")]
+            .into_iter()
+            .filter_map(|(m, name)| m.then_some(name))
+            .collect();
+        if slots.is_empty() {
+            out!(
+                "gateway {}: no credentials issued yet (they are minted on first contact)",
+                eui.canonical()
+            );
+        } else {
+            marked += 1;
+            out!(
+                "gateway {}: renewal requested for the {} credentials (fresh ones on its next request)",
+                eui.canonical(),
+                slots.join(" and ")
+            );
+        }
+        progress("marked", done + 1, total);
+    }
+    if a.all || total > 1 {
+        out!("renewal requested for {marked} of {total} gateways");
+    }
     Ok(())
 }
 
@@ -363,6 +568,9 @@ fn print_slot(what: &str, slot: Option<&CredSlot>) {
         Some(at) => out!("            confirmed {}", time_text(at)),
         None => out!("            not yet confirmed by the gateway"),
     }
+    if slot.renew_requested {
+        out!("            renewal requested: the next request gets fresh credentials");
+    }
     if let Some(p) = &slot.previous {
         out!(
             "            previous crc {:08x}{}{} (accepted until the rotation is confirmed)",
@@ -444,7 +652,9 @@ struct SlotView {
     not_after: Option<String>,
     token_sha256_prefix: Option<String>,
     issued_at: String,
+    confirmed: bool,
     confirmed_at: Option<String>,
+    renew_requested: bool,
     previous: Option<PreviousView>,
 }
 
@@ -495,7 +705,9 @@ impl SlotView {
                 .as_ref()
                 .map(|h| h.get(..TOKEN_HASH_SHOWN).unwrap_or(h).to_owned()),
             issued_at: time_text(c.issued_at),
+            confirmed: c.confirmed_at.is_some(),
             confirmed_at: c.confirmed_at.map(time_text),
+            renew_requested: slot.renew_requested,
             previous: slot.previous.as_ref().map(|p| PreviousView {
                 crc: p.crc,
                 serial: p.serial.clone(),
@@ -517,5 +729,50 @@ mod tests {
         assert!(parse_labels(&["a".into()]).is_err());
         assert!(parse_labels(&["=1".into()]).is_err());
         assert!(parse_labels(&["a=1".into(), "a=2".into()]).is_err());
+    }
+
+    #[test]
+    fn add_euis_count_limit_and_overflow() {
+        let one = |s: &str| vec![s.to_owned()];
+        let euis = add_euis(&one("0016c001ff10fffe"), Some(3)).expect("ok");
+        let hex: Vec<String> = euis.iter().map(|e| e.canonical().to_string()).collect();
+        assert_eq!(
+            hex,
+            ["0016c001ff10fffe", "0016c001ff10ffff", "0016c001ff110000"]
+        );
+        // At, below and above the limit.
+        assert_eq!(
+            add_euis(&one("::1"), Some(MAX_ADD_COUNT))
+                .expect("at the limit")
+                .len() as u64,
+            MAX_ADD_COUNT
+        );
+        assert_eq!(
+            add_euis(&one("::1"), Some(MAX_ADD_COUNT - 1))
+                .expect("below")
+                .len() as u64,
+            MAX_ADD_COUNT - 1
+        );
+        assert!(matches!(
+            add_euis(&one("::1"), Some(MAX_ADD_COUNT + 1)),
+            Err(CliError::Argument {
+                what: "--count",
+                ..
+            })
+        ));
+        assert!(add_euis(&one("::1"), Some(0)).is_err());
+        // The last EUI may be ffffffffffffffff, not one past it.
+        let top = add_euis(&one("fffffffffffffffe"), Some(2)).expect("to the top");
+        assert_eq!(top.last().map(|e| e.as_u64()), Some(u64::MAX));
+        let err = add_euis(&one("fffffffffffffffe"), Some(3)).expect_err("overflow");
+        assert!(err.to_string().contains("ffffffffffffffff"), "{err}");
+        // --count takes one EUI; several EUIs without --count are taken in order.
+        assert!(add_euis(&["::1".into(), "::2".into()], Some(2)).is_err());
+        let listed = add_euis(&["::2".into(), "::1".into()], None).expect("list");
+        assert_eq!(
+            listed.iter().map(|e| e.as_u64()).collect::<Vec<_>>(),
+            [2, 1]
+        );
+        assert!(add_euis(&["::2".into(), "nope".into()], None).is_err());
     }
 }

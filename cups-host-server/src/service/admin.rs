@@ -1,5 +1,5 @@
-//! Gateway administration for the CLI (`cups-server gateway add|list|show|remove|export`):
-//! the same rules and store layout the server uses.
+//! Gateway administration for the CLI (`cups-server gateway
+//! add|list|show|set|renew|remove|export`): the same rules and store layout the server uses.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -9,7 +9,7 @@ use futures_util::StreamExt as _;
 use time::OffsetDateTime;
 
 use super::creds::{Form, Slot};
-use super::{LIST_CONCURRENCY, Service, ServiceError, from_json, to_json};
+use super::{LIST_CONCURRENCY, MAX_WRITE_ATTEMPTS, Service, ServiceError, from_json, to_json};
 use crate::model::{CredSlot, CupsAuth, GatewayRecord, TcMode};
 use crate::store::{PutMode, StoreError, keys};
 
@@ -67,7 +67,179 @@ impl fmt::Debug for Registered {
     }
 }
 
+/// A change of one per-gateway URI (`gateway set`).
+#[derive(Clone, PartialEq, Eq, Debug, Default)]
+pub enum UriChange {
+    /// Leave it as it is.
+    #[default]
+    Keep,
+    /// Use this URI for the gateway (checked like [`GatewaySpec`]'s).
+    Set(String),
+    /// Drop the gateway's own URI: the server's configured default applies again.
+    Clear,
+}
+
+impl UriChange {
+    /// The URI after the change.
+    fn apply(&self, current: &Option<String>) -> Option<String> {
+        match self {
+            Self::Keep => current.clone(),
+            Self::Set(uri) => Some(uri.clone()),
+            Self::Clear => None,
+        }
+    }
+
+    /// The URI to validate, if one is set.
+    fn uri(&self) -> Option<&str> {
+        match self {
+            Self::Set(uri) => Some(uri),
+            Self::Keep | Self::Clear => None,
+        }
+    }
+}
+
+/// What `gateway set` changes in a record.
+#[derive(Clone, PartialEq, Eq, Debug, Default)]
+pub struct UriUpdate {
+    /// The gateway's CUPS URI.
+    pub cups_uri: UriChange,
+    /// The gateway's TC (LNS) URI.
+    pub tc_uri: UriChange,
+}
+
+/// Which credentials `gateway renew` marks for renewal.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct RenewSlots {
+    /// The CUPS credentials.
+    pub cups: bool,
+    /// The TC (LNS) credentials.
+    pub tc: bool,
+}
+
+impl RenewSlots {
+    /// Both slots.
+    pub const BOTH: Self = Self {
+        cups: true,
+        tc: true,
+    };
+}
+
+/// What [`Service::request_renewal`] did.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct RenewalRequested {
+    /// The record as stored afterwards.
+    pub record: GatewayRecord,
+    /// The CUPS credentials are marked (false when none were issued yet: they are minted on
+    /// first contact anyway).
+    pub cups: bool,
+    /// The TC credentials are marked (same rule).
+    pub tc: bool,
+}
+
 impl Service {
+    /// Read `eui`'s record, let `change` edit it, and store it with a write conditional on
+    /// the ETag read; on a conflict re-read and start over (at most [`MAX_WRITE_ATTEMPTS`]).
+    /// Nothing is written when `change` leaves the record as it was. Returns the stored
+    /// record and whether it changed.
+    async fn modify_record(
+        &self,
+        eui: Eui64,
+        change: impl Fn(&mut GatewayRecord),
+    ) -> Result<(GatewayRecord, bool), ServiceError> {
+        let key = keys::gateway(eui);
+        for _ in 0..MAX_WRITE_ATTEMPTS {
+            // A record removed meanwhile fails the write as a conflict; this read says so.
+            let (record, etag) = self
+                .read_record(eui)
+                .await?
+                .ok_or(ServiceError::NotRegistered { eui })?;
+            let mut next = record.clone();
+            change(&mut next);
+            if next == record {
+                return Ok((record, false));
+            }
+            let bytes = to_json(&key, &next)?;
+            match self.store.put(&key, bytes, PutMode::Update(etag)).await {
+                Ok(new_etag) => {
+                    self.cache_record(&next, &new_etag);
+                    return Ok((next, true));
+                }
+                Err(e) if e.is_conflict() => {
+                    super::ServiceMetrics::bump(&self.metrics.write_conflicts);
+                    tracing::debug!(eui = %eui, "gateway record changed concurrently; re-reading");
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(ServiceError::Contention {
+            key,
+            attempts: MAX_WRITE_ATTEMPTS,
+        })
+    }
+
+    /// Change a gateway's own CUPS and/or TC URI (`gateway set`). The URIs are checked as at
+    /// registration; the gateway's next request gets the new URI (the planner compares
+    /// canonical forms, so an equivalent spelling sends nothing). Audit line
+    /// `gateway updated`.
+    ///
+    /// # Errors
+    /// Invalid URI, not registered, store failure or contention.
+    pub async fn update_gateway_uris(
+        &self,
+        eui: Eui64,
+        update: &UriUpdate,
+    ) -> Result<GatewayRecord, ServiceError> {
+        super::check_target_uris(update.cups_uri.uri(), update.tc_uri.uri())?;
+        let (record, changed) = self
+            .modify_record(eui, |r| {
+                r.cups_uri = update.cups_uri.apply(&r.cups_uri);
+                r.tc_uri = update.tc_uri.apply(&r.tc_uri);
+            })
+            .await?;
+        tracing::info!(
+            target: "audit",
+            eui = %eui,
+            cups_uri = record.cups_uri.as_deref().unwrap_or("-"),
+            tc_uri = record.tc_uri.as_deref().unwrap_or("-"),
+            changed,
+            "gateway updated"
+        );
+        Ok(record)
+    }
+
+    /// Mark a gateway's credentials for renewal (`gateway renew`): on its next request the
+    /// gateway gets freshly minted credentials for each marked slot, the old ones kept as
+    /// `previous` (still accepted) until it reports the new CRC; counted as renewed. A slot
+    /// without issued credentials is left alone (it is minted on first contact). Audit line
+    /// `renewal requested`.
+    ///
+    /// # Errors
+    /// Not registered, store failure or contention.
+    pub async fn request_renewal(
+        &self,
+        eui: Eui64,
+        which: RenewSlots,
+    ) -> Result<RenewalRequested, ServiceError> {
+        let mark = |slot: &mut Option<CredSlot>, wanted: bool| {
+            if let Some(s) = slot.as_mut().filter(|_| wanted) {
+                s.renew_requested = true;
+            }
+        };
+        let (record, _) = self
+            .modify_record(eui, |r| {
+                mark(&mut r.cups_cred, which.cups);
+                mark(&mut r.tc_cred, which.tc);
+            })
+            .await?;
+        let marked = |slot: &Option<CredSlot>, wanted: bool| {
+            wanted && slot.as_ref().is_some_and(|s| s.renew_requested)
+        };
+        let cups = marked(&record.cups_cred, which.cups);
+        let tc = marked(&record.tc_cred, which.tc);
+        tracing::info!(target: "audit", eui = %eui, cups, tc, "renewal requested");
+        Ok(RenewalRequested { record, cups, tc })
+    }
+
     /// Register a gateway (the record is created with `PutMode::Create`: registering twice
     /// fails). In token mode the CUPS token is minted now (it must be provisioned on the
     /// gateway); certificates are minted on first contact or by [`Service::issue_credentials`].
@@ -98,6 +270,7 @@ impl Service {
             record.cups_cred = Some(CredSlot {
                 current: minted.cred,
                 previous: None,
+                renew_requested: false,
             });
         }
         let bytes = to_json(&key, &record)?;

@@ -268,8 +268,9 @@ impl Service {
         Ok(fx)
     }
 
-    /// Mint into `slot` if it is empty, of another form, or (certificates) expires within
-    /// `min_valid_days`; keep what the gateway may still hold as `previous`.
+    /// Mint into `slot` if it is empty, of another form, marked for renewal by an operator, or
+    /// (certificates) expires within `min_valid_days`; keep what the gateway may still hold as
+    /// `previous`. The new slot is never marked for renewal.
     fn ensure(
         &self,
         slot: &mut Option<CredSlot>,
@@ -283,6 +284,8 @@ impl Service {
         let renewal = match slot.as_ref() {
             None => false,
             Some(s) if Form::of(&s.current) != form => false,
+            // An operator asked for fresh credentials (`gateway renew`).
+            Some(s) if s.renew_requested => true,
             Some(s)
                 if form == Form::Cert && s.current.not_after.is_none_or(|t| t < renew_before) =>
             {
@@ -319,6 +322,7 @@ impl Service {
         *slot = Some(CredSlot {
             current: minted.cred,
             previous,
+            renew_requested: false,
         });
         if renewal {
             fx.renewed.push(which);
