@@ -325,6 +325,29 @@ pub fn tamper_image(data_dir: &Path, id: &str) -> Result<(), HilError> {
     std::fs::write(&path, &bytes).map_err(io(format!("write {}", path.display())))
 }
 
+/// Provision a station home through the real binary: `gateway add EUI --cups-uri --tc-uri`,
+/// `gateway export --station-home HOME [--bootstrap]` (DER files, byte-identical to the
+/// stored blob), then `station.conf` with `timers`, `log_file: stderr` and `log_level:
+/// VERBOSE` merged in.
+///
+/// # Errors
+/// A `cups-server` command or the `station.conf` rewrite failed.
+pub fn provision_station(
+    ws: &Workspace,
+    eui: &str,
+    cups_uri: &str,
+    tc_uri: &str,
+    home: &Path,
+    bootstrap: bool,
+    timers: &Timers,
+) -> Result<(), HilError> {
+    ws.add_gateway(eui, cups_uri, tc_uri)?;
+    ws.export(eui, home, bootstrap)?;
+    let entries = station_conf::harness_entries(timers, "stderr", &Map::new())?;
+    station_conf::rewrite(home, &entries)?;
+    Ok(())
+}
+
 /// Everything one run holds.
 struct Run<'a> {
     cfg: &'a HilConfig,
@@ -627,13 +650,16 @@ pub fn run_scenario(cfg: &HilConfig, scenario: Scenario) -> Result<HilReport, Hi
         return Ok(run.finish());
     }
 
-    // Provision through the real binary.
     let (cups_uri, tc_uri) = (run.cups_uri(0), run.tc_uri(0));
-    run.ws.add_gateway(&run.eui, &cups_uri, &tc_uri)?;
-    run.ws
-        .export(&run.eui, &run.home, scenario == Scenario::FirstBoot)?;
-    let entries = station_conf::harness_entries(&cfg.timers, "stderr", &Map::new())?;
-    station_conf::rewrite(&run.home, &entries)?;
+    provision_station(
+        &run.ws,
+        &run.eui,
+        &cups_uri,
+        &tc_uri,
+        &run.home,
+        scenario == Scenario::FirstBoot,
+        &cfg.timers,
+    )?;
     run.start_station()?;
 
     match scenario {
