@@ -4,8 +4,8 @@
 //!
 //! ```text
 //! {"timestamp":"…","level":"INFO","fields":{"message":"update-info","eui":"0016c001ff10a235",
-//!  "auth":"client-cert","outcome":"updated","status":200,"segments":"tc_uri tc_cred",
-//!  "events":"minted:tc","firmware":"-",…},"target":"audit"}
+//!  "auth":"client-cert","outcome":"updated","status":200,"segments":"tcUri send: ..",
+//!  "events":"minted:tc","tc_crc_sent":"0x11223344","tc_uri_sent":true,"firmware":"-",…},"target":"audit"}
 //! ```
 //!
 //! Messages: `update-info` (one per request), `gateway registered`, `gateway updated`,
@@ -18,6 +18,19 @@ use serde_json::{Map, Value};
 pub const MAX_AUDIT_LINE_LEN: usize = 16 * 1024;
 /// The tracing target of audit lines.
 pub const AUDIT_TARGET: &str = "audit";
+
+/// A response segment an `update-info` audit line reports as sent.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Sent {
+    /// `cups_uri_sent: true`.
+    CupsUri,
+    /// `tc_uri_sent: true`.
+    TcUri,
+    /// `cups_crc_sent` is a CRC.
+    CupsCred,
+    /// `tc_crc_sent` is a CRC.
+    TcCred,
+}
 
 /// One audit decision of the server.
 #[derive(Clone, PartialEq, Debug, serde::Serialize)]
@@ -59,12 +72,17 @@ impl AuditEvent {
             .is_some_and(|e| e.split_whitespace().any(|w| w == word))
     }
 
-    /// Whether `segments` names `segment` (e.g. `tc_uri`).
+    /// Whether the response carried `segment` (from the `*_sent` fields).
     #[must_use]
-    pub fn sent(&self, segment: &str) -> bool {
-        self.segments
-            .as_deref()
-            .is_some_and(|s| s.split([' ', ',']).any(|w| w.starts_with(segment)))
+    pub fn sent(&self, segment: Sent) -> bool {
+        let field = |k: &str| self.fields.get(k);
+        let crc = |k: &str| field(k).and_then(Value::as_str).is_some_and(|c| c != "-");
+        match segment {
+            Sent::CupsUri => field("cups_uri_sent") == Some(&Value::Bool(true)),
+            Sent::TcUri => field("tc_uri_sent") == Some(&Value::Bool(true)),
+            Sent::CupsCred => crc("cups_crc_sent"),
+            Sent::TcCred => crc("tc_crc_sent"),
+        }
     }
 
     /// The firmware sent, if any.
@@ -118,7 +136,7 @@ pub fn fuzz_audit_lines(data: &[u8]) {
 mod tests {
     use super::*;
 
-    const REQUEST: &str = r#"{"timestamp":"2026-11-26T20:41:07.532118Z","level":"INFO","fields":{"message":"update-info","eui":"0016c001ff10a235","auth":"client-cert","outcome":"updated","status":200,"segments":"tc_uri tc_cred","events":"minted:tc confirmed:cups bootstrap-closed","cups_crc_reported":"0x1a2b3c4d","tc_crc_reported":"0x7bd5c66f","cups_crc_sent":"-","tc_crc_sent":"0x11223344","cups_uri_sent":false,"tc_uri_sent":true,"key_crc":"-","firmware":"-","reason":"-"},"target":"audit"}"#;
+    const REQUEST: &str = r#"{"timestamp":"2026-11-26T20:41:07.532118Z","level":"INFO","fields":{"message":"update-info","eui":"0016c001ff10a235","auth":"client-cert","outcome":"updated","status":200,"segments":"cupsUri keep: same; tcUri send: differs; tcCred send: differs","events":"minted:tc confirmed:cups bootstrap-closed","cups_crc_reported":"0x1a2b3c4d","tc_crc_reported":"0x7bd5c66f","cups_crc_sent":"-","tc_crc_sent":"0x11223344","cups_uri_sent":false,"tc_uri_sent":true,"key_crc":"-","firmware":"-","reason":"-"},"target":"audit"}"#;
 
     #[test]
     fn request_line() {
@@ -130,9 +148,10 @@ mod tests {
         assert!(ev.has_event("minted:tc"));
         assert!(ev.has_event("bootstrap-closed"));
         assert!(!ev.has_event("minted"));
-        assert!(ev.sent("tc_uri"));
-        assert!(ev.sent("tc_cred"));
-        assert!(!ev.sent("cups_cred"));
+        assert!(ev.sent(Sent::TcUri));
+        assert!(ev.sent(Sent::TcCred));
+        assert!(!ev.sent(Sent::CupsCred));
+        assert!(!ev.sent(Sent::CupsUri));
         assert_eq!(ev.firmware_sent(), None);
         assert_eq!(ev.auth.as_deref(), Some("client-cert"));
         assert_eq!(ev.fields["tc_uri_sent"], true);

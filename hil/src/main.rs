@@ -37,7 +37,7 @@ struct Cli {
 enum Cmd {
     /// Run one scenario (or `all`) and print what each side saw
     #[command(after_help = EXAMPLES)]
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// List the scenarios
     List,
 }
@@ -103,7 +103,7 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        Cmd::Run(a) => match run(a) {
+        Cmd::Run(a) => match run(*a) {
             Ok(true) => ExitCode::SUCCESS,
             Ok(false) => ExitCode::FAILURE,
             Err(e) => {

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use cups_core::Eui64;
 use serde_json::Map;
 
-use crate::audit::AuditEvent;
+use crate::audit::{AuditEvent, Sent};
 use crate::lns_glue::{Lns, LnsGlueError};
 use crate::log::{CredKind, CredSet, StationEvent};
 use crate::server::{ServerError, ServerProcess, Workspace, locate_cups_server};
@@ -436,6 +436,11 @@ impl Run<'_> {
         all
     }
 
+    /// How many audit lines so far match `pred`.
+    fn audit_count(&self, pred: impl Fn(&AuditEvent) -> bool) -> usize {
+        self.audit().iter().filter(|a| pred(a)).count()
+    }
+
     /// Poll the audit lines of server `idx` (None: any) for `pred`, skipping the first `skip`
     /// matching lines; record the check.
     fn expect_audit(
@@ -716,7 +721,7 @@ fn first_boot(run: &mut Run<'_>) {
         )
     });
     run.expect_audit("answered 200 with CUPS credentials", None, 0, |a| {
-        a.is_ok_request(&eui) && a.sent("cups_cred")
+        a.is_ok_request(&eui) && a.sent(Sent::CupsCred)
     });
     run.expect("next contact uses the regular set", boot + 1, resync, |e| {
         matches!(
@@ -778,6 +783,7 @@ fn renewal(run: &mut Run<'_>) -> Result<(), HilError> {
     let oksync = run.cfg.timers.cups_oksync;
     let resync = run.cfg.timers.cups_resync;
     let from = run.settle();
+    let confirmed = run.audit_count(|a| a.is_ok_request(&eui) && a.has_event("confirmed:cups"));
     run.ws.renew(&eui)?;
     let got = run
         .expect("receives fresh CUPS credentials", from, oksync, |e| {
@@ -822,7 +828,7 @@ fn renewal(run: &mut Run<'_>) -> Result<(), HilError> {
     run.expect_audit(
         "the gateway confirms the renewed credentials",
         None,
-        0,
+        confirmed,
         |a| a.is_ok_request(&eui) && a.has_event("confirmed:cups"),
     );
     run.expect_with_lns(
@@ -856,7 +862,7 @@ fn uri_migration(run: &mut Run<'_>) -> Result<(), HilError> {
         )
         .unwrap_or(from);
     run.expect_audit("the server sent the TC URI", None, 0, |a| {
-        a.is_ok_request(&eui) && a.sent("tc_uri")
+        a.is_ok_request(&eui) && a.sent(Sent::TcUri)
     });
     let want = tc_b.clone();
     run.expect(
@@ -938,18 +944,17 @@ fn update(run: &mut Run<'_>, tamper: bool) -> Result<(), HilError> {
         });
         // The script bumped version.txt: the next check reports the new package and the
         // server sends nothing more.
-        let next = run.events_len();
-        run.expect("a later check completes", next, oksync, |e| {
+        let quiet = |a: &AuditEvent| a.is_ok_request(&eui) && a.firmware_sent().is_none();
+        let before = run.audit_count(quiet);
+        let again = run
+            .expect("checks CUPS again", got, oksync, |e| {
+                matches!(e, StationEvent::CupsConnecting { .. })
+            })
+            .unwrap_or(got);
+        run.expect("that check completes", again, Duration::ZERO, |e| {
             matches!(e, StationEvent::CupsDone { .. })
         });
-        let sent = run
-            .audit()
-            .iter()
-            .filter(|a| a.is_ok_request(&eui) && a.firmware_sent() == Some(UPDATE_ID))
-            .count();
-        run.expect_audit("the update is not sent again", None, sent, |a| {
-            a.is_ok_request(&eui)
-        });
+        run.expect_audit("the update is not sent again", None, before, quiet);
     }
     Ok(())
 }
@@ -1000,6 +1005,7 @@ fn lns_outage(run: &mut Run<'_>) {
     let eui = run.eui.clone();
     let resync = run.cfg.timers.cups_resync;
     let from = run.settle();
+    let audits = run.audit_count(|a| a.is_ok_request(&eui));
     if let Some(l) = run.lns.first() {
         l.set_available(false);
     }
@@ -1019,13 +1025,9 @@ fn lns_outage(run: &mut Run<'_>) {
     run.expect("polls CUPS after CUPS_RESYNC_INTV", gave_up, resync, |e| {
         matches!(e, StationEvent::CupsConnecting { .. })
     });
-    let audits = run.audit().iter().filter(|a| a.is_ok_request(&eui)).count();
-    run.expect_audit(
-        "the server answered the outage poll",
-        None,
-        audits.saturating_sub(1),
-        |a| a.is_ok_request(&eui),
-    );
+    run.expect_audit("the server answered the outage poll", None, audits, |a| {
+        a.is_ok_request(&eui)
+    });
     if let Some(l) = run.lns.first() {
         l.set_available(true);
     }
