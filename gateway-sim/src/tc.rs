@@ -8,7 +8,9 @@
 //! * [`TcExchange`] runs one WebSocket connection: `GET /router-info`, send
 //!   `{"router":"<ID6>"}`, read the answer (`error` or no `uri` = rejected); then a second
 //!   connection to the muxs `uri` with the same credentials: upgrade, send the `version`
-//!   message;
+//!   message, then a WebSocket ping: the LNS's pong proves it read the `version` message
+//!   (frames are handled in order), so the session counts as up on the pong (or on a
+//!   `router_config`, whichever comes first);
 //! * retries ([`TC_MAX_RETRIES`], [`backoff`]) follow `tc_continue`.
 
 use std::time::Duration;
@@ -32,6 +34,8 @@ pub const MAX_URI_LEN: usize = 127;
 pub const MAX_TC_MESSAGE: usize = 40 * 1024;
 /// Path of the router-info WebSocket.
 pub const ROUTER_INFO_PATH: &str = "/router-info";
+/// Payload of the ping sent after the `version` message.
+pub const VERSION_PING: &[u8] = b"gateway-sim version";
 /// `MUXS_PROTOCOL_VERSION`.
 pub const MUXS_PROTOCOL_VERSION: u32 = 2;
 
@@ -250,8 +254,10 @@ pub enum TcProgress {
     Pending,
     /// Router-info answered: connect to this muxs URI (this connection is closing).
     Muxs(WsUri),
-    /// The muxs upgrade succeeded and the `version` message is queued.
+    /// The muxs upgrade succeeded and the `version` message (and a ping) are queued.
     VersionSent,
+    /// The LNS answered the ping sent after `version`: it has read the `version` message.
+    Acknowledged,
     /// The LNS sent `router_config`.
     RouterConfig,
     /// The attempt failed.
@@ -367,6 +373,7 @@ impl TcExchange {
                         Stage::Muxs => {
                             let v = std::mem::take(&mut self.version);
                             self.frame(Opcode::Text, v.as_bytes());
+                            self.frame(Opcode::Ping, VERSION_PING);
                             result = TcProgress::VersionSent;
                         }
                     }
@@ -385,6 +392,9 @@ impl TcExchange {
             self.rx.drain(..used);
             match frame.opcode {
                 Opcode::Ping => self.frame(Opcode::Pong, &frame.payload),
+                Opcode::Pong if self.stage == Stage::Muxs && frame.payload == VERSION_PING => {
+                    return TcProgress::Acknowledged;
+                }
                 Opcode::Close => {
                     self.phase = Phase::Done;
                     return match result {
@@ -570,6 +580,14 @@ mod tests {
         let mut resp = Vec::new();
         ws::write_server_accept(&mut resp, &r.key);
         assert_eq!(y.push(&resp), TcProgress::VersionSent);
+        let out = y.take_output();
+        let (v, n) = ws::decode_frame(&out, 1000).unwrap().unwrap();
+        assert!(v.payload.starts_with(br#"{"msgtype":"version""#));
+        let (p, _) = ws::decode_frame(&out[n..], 1000).unwrap().unwrap();
+        assert_eq!(p.opcode, Opcode::Ping);
+        let mut pong = Vec::new();
+        ws::encode_frame(&mut pong, Opcode::Pong, VERSION_PING, None).unwrap();
+        assert_eq!(y.push(&pong), TcProgress::Acknowledged);
         let mut rc = Vec::new();
         ws::encode_frame(&mut rc, Opcode::Text, br#"{"msgtype":"router_config"}"#, None).unwrap();
         assert_eq!(y.push(&rc), TcProgress::RouterConfig);
