@@ -476,13 +476,22 @@ impl Run<'_> {
         }
     }
 
-    /// Record an LNS-side check (skipped without an endpoint).
+    /// Record an LNS-side check (skipped without an endpoint): polled for a short while,
+    /// since the endpoint counts the `version` message after the station logged its connect.
     fn expect_lns(&mut self, name: &str, idx: usize) {
-        let outcome = match (&self.lns_missing, self.lns.get(idx)) {
-            (Some(why), _) => CheckOutcome::Skipped(why.clone()),
-            (None, Some(l)) if l.connected_gateways().contains(&self.eui) => CheckOutcome::Passed,
-            (None, Some(_)) => CheckOutcome::Failed("gateway not connected".to_owned()),
-            (None, None) => CheckOutcome::Skipped("no such LNS endpoint".to_owned()),
+        let deadline = Instant::now() + AUDIT_GRACE;
+        let outcome = loop {
+            match (&self.lns_missing, self.lns.get(idx)) {
+                (Some(why), _) => break CheckOutcome::Skipped(why.clone()),
+                (None, None) => break CheckOutcome::Skipped("no such LNS endpoint".to_owned()),
+                (None, Some(l)) if l.connected_gateways().contains(&self.eui) => {
+                    break CheckOutcome::Passed;
+                }
+                (None, Some(_)) if Instant::now() >= deadline => {
+                    break CheckOutcome::Failed("gateway not connected".to_owned());
+                }
+                (None, Some(_)) => std::thread::sleep(Duration::from_millis(100)),
+            }
         };
         self.record(name, Side::Lns, outcome);
     }
@@ -1006,8 +1015,16 @@ fn lns_outage(run: &mut Run<'_>) {
     let resync = run.cfg.timers.cups_resync;
     let from = run.settle();
     let audits = run.audit_count(|a| a.is_ok_request(&eui));
-    if let Some(l) = run.lns.first() {
-        l.set_available(false);
+    // The outage: the LNS drops the station and refuses it from now on (router-info answers
+    // with an error, which sends the station to CUPS at once).
+    let down = run.lns.first_mut().map(|l| l.restart(true));
+    if let Some(Err(e)) = down {
+        run.record(
+            "take the LNS down",
+            Side::Lns,
+            CheckOutcome::Failed(e.to_string()),
+        );
+        return;
     }
     run.expect("loses the LNS", from, Duration::ZERO, |e| {
         matches!(
@@ -1017,8 +1034,14 @@ fn lns_outage(run: &mut Run<'_>) {
                 | StationEvent::TcBackoff { .. }
         )
     });
+    run.expect(
+        "router-info refuses it",
+        from,
+        Duration::from_secs(60),
+        |e| matches!(e, StationEvent::TcInfosError { .. }),
+    );
     let gave_up = run
-        .expect("falls back to CUPS", from, Duration::from_secs(120), |e| {
+        .expect("falls back to CUPS", from, Duration::from_secs(60), |e| {
             *e == StationEvent::TcGaveUpInvokingCups
         })
         .unwrap_or(from);
@@ -1028,8 +1051,14 @@ fn lns_outage(run: &mut Run<'_>) {
     run.expect_audit("the server answered the outage poll", None, audits, |a| {
         a.is_ok_request(&eui)
     });
-    if let Some(l) = run.lns.first() {
-        l.set_available(true);
+    let up = run.lns.first_mut().map(|l| l.restart(false));
+    if let Some(Err(e)) = up {
+        run.record(
+            "bring the LNS back",
+            Side::Lns,
+            CheckOutcome::Failed(e.to_string()),
+        );
+        return;
     }
     let back = run.events_len();
     run.expect(

@@ -1,8 +1,10 @@
-//! The harness end to end — real `cups-server`, provisioning, process handling, log following
-//! and audit correlation — against `tests/standin/station.py`, a scripted stand-in that
-//! speaks real CUPS over real TLS and logs the station's message texts. It has no TC engine
-//! and no update runner, so only the scenarios that need neither run here; every scenario
-//! runs against a real station in `tests/e2e.rs`. Skips when `python3` is missing.
+//! The harness end to end — real `cups-server`, real LNS endpoint (gateway-sim), provisioning,
+//! process handling, log following and audit correlation — against
+//! `tests/standin/station.py`, a scripted stand-in that speaks real CUPS and real router-info /
+//! muxs WebSockets over real TLS with the credentials the server minted, and logs the
+//! station's message texts. It has no signature checks and no update runner, so the update
+//! scenarios run only against a real station (`tests/e2e.rs`). Skips when `python3` is
+//! missing.
 
 mod support;
 
@@ -93,4 +95,12 @@ fn uri_migration() {
         return;
     }
     run(Scenario::UriMigration);
+}
+
+#[test]
+fn lns_outage() {
+    if standin().is_none() {
+        return;
+    }
+    run(Scenario::LnsOutage);
 }

@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """A scripted stand-in for the Basics Station binary, used ONLY to exercise the hil harness
 (provisioning, process handling, log following, audit correlation) on machines without a
-real station. It speaks real CUPS over real TLS to the real cups-server and prints log lines
-in the station's format (src/log.c) with the station's message texts (src/cups.c). It has
-no TC engine, no signature checks and no update runner: scenarios needing those are run
-against a real station only.
+real station. It speaks real CUPS over real TLS to the real cups-server, and a minimal TC
+client (router-info + muxs WebSockets over TLS with the TC credentials CUPS delivered), and
+prints log lines in the station's format (src/log.c) with the station's message texts
+(src/cups.c, src/tc.c). It has no signature checks and no update runner: scenarios needing
+those are run against a real station only.
 
 Usage (the station's own flags): station.py --home DIR --temp DIR --log-file - ...
 """
@@ -14,11 +15,16 @@ import http.client
 import json
 import os
 import ssl
+import socket
 import struct
 import sys
 import tempfile
+import threading
 import time
 import zlib
+
+CUPS_NOW = threading.Event()   # set by the TC engine to invoke CUPS early
+TC_STATE = {"connected": False, "stop": None}
 
 
 def log(mod, lvl, msg):
@@ -80,6 +86,158 @@ def pem(kind, der):
     return "-----BEGIN %s-----\n%s\n-----END %s-----\n" % (kind, "\n".join(lines), kind)
 
 
+def tls_context(home, base):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.load_verify_locations(cadata=read(os.path.join(home, base + ".trust")))
+    crt = read(os.path.join(home, base + ".crt")) or b""
+    key = read(os.path.join(home, base + ".key")) or b""
+    if crt:
+        tmp = tempfile.mkdtemp()
+        cp, kp = os.path.join(tmp, "c.pem"), os.path.join(tmp, "k.pem")
+        with open(cp, "w") as f:
+            f.write(pem("CERTIFICATE", crt))
+        with open(kp, "w") as f:
+            f.write(pem("EC PRIVATE KEY", key))
+        ctx.load_cert_chain(cp, kp)
+    return ctx
+
+
+def ws_open(ctx, host, port, path):
+    raw = socket.create_connection((host, int(port)), timeout=10)
+    s = ctx.wrap_socket(raw, server_hostname=host)
+    key = base64.b64encode(os.urandom(16)).decode()
+    s.sendall(("GET %s HTTP/1.1\r\nHost: %s:%s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+               "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n" % (path, host, port, key)).encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = s.recv(1)
+        if not chunk:
+            raise OSError("closed during upgrade")
+        head += chunk
+    if not head.startswith(b"HTTP/1.1 101"):
+        raise OSError("upgrade refused: %r" % head.split(b"\r\n")[0])
+    return s
+
+
+def ws_send(s, text):
+    data = text.encode()
+    mask = os.urandom(4)
+    hdr = bytes([0x81])
+    if len(data) < 126:
+        hdr += bytes([0x80 | len(data)])
+    else:
+        hdr += bytes([0x80 | 126]) + struct.pack(">H", len(data))
+    s.sendall(hdr + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(data)))
+
+
+def recv_exact(s, n):
+    out = b""
+    while len(out) < n:
+        chunk = s.recv(n - len(out))
+        if not chunk:
+            raise OSError("closed")
+        out += chunk
+    return out
+
+
+def ws_recv(s):
+    """Next text/binary payload; None on a close frame."""
+    while True:
+        b0, b1 = recv_exact(s, 2)
+        n = b1 & 0x7F
+        if n == 126:
+            (n,) = struct.unpack(">H", recv_exact(s, 2))
+        elif n == 127:
+            (n,) = struct.unpack(">Q", recv_exact(s, 8))
+        payload = recv_exact(s, n)
+        op = b0 & 0x0F
+        if op == 8:
+            return None
+        if op in (1, 2):
+            return payload
+
+
+def tc_engine(home, router):
+    """Router-info, then muxs until the socket closes; a refusal invokes CUPS."""
+    me = threading.current_thread()
+    log("TCE", "INFO", "Starting TC engine")
+    retries = 0
+    while TC_STATE["stop"] is not me:
+        uri = (read(os.path.join(home, "tc.uri")) or b"").decode().strip()
+        if not uri:
+            log("TCE", "ERRO", "No TC URI configured")
+            log("TCE", "INFO", "Router rejected or retry limit reached. Invoking CUPS.")
+            CUPS_NOW.set()
+            return
+        host, port = uri.split("://", 1)[1].rsplit(":", 1)
+        log("TCE", "INFO", "Connecting to INFOS: %s" % uri)
+        try:
+            ctx = tls_context(home, "tc")
+            s = ws_open(ctx, host, port, "/router-info")
+            ws_send(s, json.dumps({"router": router}))
+            answer = json.loads(ws_recv(s) or b"{}")
+            s.close()
+        except (OSError, ValueError, ssl.SSLError):
+            log("TCE", "ERRO", "TC connect failed - URI: %s" % uri)
+            retries += 1
+            if retries >= 10:
+                log("TCE", "INFO", "Router rejected or retry limit reached. Invoking CUPS.")
+                CUPS_NOW.set()
+                return
+            log("TCE", "INFO", "INFOS reconnect backoff %ds (retry %d)" % (1, retries))
+            time.sleep(1)
+            continue
+        if "error" in answer or "uri" not in answer:
+            log("TCE", "ERRO", "Infos error: %s %s" % (answer.get("router"), answer.get("error")))
+            log("TCE", "INFO", "Router rejected or retry limit reached. Invoking CUPS.")
+            CUPS_NOW.set()
+            return
+        log("TCE", "INFO", "Infos: %s %s %s" % (answer.get("router"), answer.get("muxs"), answer["uri"]))
+        mhost, rest = answer["uri"].split("://", 1)[1].split(":", 1)
+        mport, mpath = rest.split("/", 1)
+        try:
+            m = ws_open(ctx, mhost, mport, "/" + mpath)
+            ws_send(m, json.dumps({"msgtype": "version", "station": "2.0.6(standin/hil)",
+                                   "firmware": None, "package": None, "model": "linux",
+                                   "protocol": 2, "features": ""}))
+            TC_STATE["connected"] = True
+            log("TCE", "VERB", "Connected to MUXS.")
+            retries = 0
+            m.settimeout(0.5)
+            while TC_STATE["stop"] is not me:
+                try:
+                    if ws_recv(m) is None:
+                        break
+                except socket.timeout:
+                    continue
+            m.close()
+        except (OSError, ssl.SSLError):
+            pass
+        TC_STATE["connected"] = False
+        log("TCE", "VERB", "Connection to MUXS closed in state -3")
+        if TC_STATE["stop"] is me:
+            return
+        retries += 1
+        log("TCE", "INFO", "MUXS reconnect backoff 1s (retry %d)" % retries)
+        time.sleep(1)
+
+
+def start_tc(home, router):
+    t = threading.Thread(target=tc_engine, args=(home, router), daemon=True)
+    TC_STATE["stop"] = None
+    TC_STATE["thread"] = t
+    t.start()
+
+
+def stop_tc():
+    t = TC_STATE.get("thread")
+    if t is not None and t.is_alive():
+        log("TCE", "INFO", "Terminating TC engine")
+        TC_STATE["stop"] = t
+        t.join(timeout=5)
+    TC_STATE["connected"] = False
+
+
 def main():
     args = sys.argv[1:]
     home = args[args.index("--home") + 1] if "--home" in args else os.getcwd()
@@ -88,15 +246,17 @@ def main():
     oksync = span(conf.get("CUPS_OKSYNC_INTV"), 86400)
     router = conf["routerid"]
     log("SYS", "INFO", "Station EUI : %s" % router)
-    log("TCE", "INFO", "Starting TC engine")
-    log("TCE", "ERRO", "No TC URI configured")
     tries = 0
     delay = 0
     sets = (("", "cups"), ("-bak", "cups-bak"), ("-boot", "cups-boot"))
     cur = 0
     while True:
         log("CUP", "INFO", "Starting a CUPS session in %d seconds." % delay)
-        time.sleep(delay)
+        if CUPS_NOW.wait(timeout=delay):
+            CUPS_NOW.clear()
+            if delay > resync:
+                # Invoked by the TC engine: after CUPS_RESYNC_INTV, as the station does.
+                time.sleep(resync)
         tries += 1
         suffix, base = sets[cur]
         uri = (read(os.path.join(home, base + ".uri")) or b"").decode().strip()
@@ -180,11 +340,7 @@ def main():
         cups_changed = [w for w, s in (("uri", "cupsUri"), ("credentials", "cupsCred")) if segs[s]]
         if tc_changed:
             log("CUP", "INFO", "CUPS provided TC updates (%s) - restarting TC engine" % "/".join(tc_changed))
-            log("TCE", "INFO", "Terminating TC engine")
-            # No TC engine here: only the log lines of its start (the connection is not tried).
-            log("TCE", "INFO", "Starting TC engine")
-            tc_now = (read(os.path.join(home, "tc.uri")) or b"").decode().strip()
-            log("TCE", "INFO", "Connecting to INFOS: %s" % tc_now)
+            stop_tc()
         if cups_changed:
             log("CUP", "INFO", "CUPS provided CUPS updates (%s) - reconnecting in %ds" % ("/".join(cups_changed), resync))
             delay = resync
@@ -193,6 +349,9 @@ def main():
             log("CUP", "INFO", "Interaction with CUPS done%s - next regular check in %ds" % (" (no updates)" if quiet else "", oksync))
             delay = oksync
         tries = 0
+        t = TC_STATE.get("thread")
+        if t is None or not t.is_alive():
+            start_tc(home, router)
 
 
 if __name__ == "__main__":
