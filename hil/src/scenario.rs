@@ -22,7 +22,10 @@ use crate::station::{StationError, StationProcess, StationTarget, TimedEvent};
 use crate::station_conf::{self, StationConfError, Timers};
 
 /// The EUI stations are provisioned with unless configured otherwise.
-pub const DEFAULT_EUI: u64 = 0x0016_c0ff_fe00_0001;
+pub const DEFAULT_EUI: Eui64 = match Eui64::new(0x0016_c0ff_fe00_0001) {
+    Ok(eui) => eui,
+    Err(_) => panic!("the default EUI is not zero"),
+};
 /// Default station `model` the update scenarios register firmware for.
 pub const DEFAULT_MODEL: &str = "linux";
 /// Default longest wait for one expected event (on top of the station timer it waits on).
@@ -123,8 +126,7 @@ impl HilConfig {
         Self {
             target,
             cups_server: None,
-            // DEFAULT_EUI is not zero.
-            eui: Eui64::new(DEFAULT_EUI).unwrap_or_else(|_| unreachable!("non-zero constant")),
+            eui: DEFAULT_EUI,
             model: DEFAULT_MODEL.to_owned(),
             timers: Timers::default(),
             remote_station_bin: "station".to_owned(),
@@ -343,7 +345,7 @@ pub fn provision_station(
 ) -> Result<(), HilError> {
     ws.add_gateway(eui, cups_uri, tc_uri)?;
     ws.export(eui, home, bootstrap)?;
-    let entries = station_conf::harness_entries(timers, "stderr", &Map::new())?;
+    let entries = station_conf::harness_entries(timers, station_conf::LOG_FILE, &Map::new())?;
     station_conf::rewrite(home, &entries)?;
     Ok(())
 }

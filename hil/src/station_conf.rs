@@ -18,8 +18,9 @@ pub const SECTION: &str = "station_conf";
 /// Log level the harness runs stations at: `Connected to MUXS.` and the HTTP status of a
 /// rejected CUPS request are logged at VERBOSE.
 pub const LOG_LEVEL: &str = "VERBOSE";
-/// Log file name inside the station home.
-pub const LOG_FILE: &str = "station.log";
+/// `log_file` the harness sets: the station logs to stderr, which the harness reads through
+/// the process's pipe (locally, or through `ssh`).
+pub const LOG_FILE: &str = "stderr";
 /// Shortest timer the writer accepts (the station's timers are whole seconds in practice).
 pub const MIN_TIMER: Duration = Duration::from_secs(1);
 /// Longest timer the writer accepts (the station's own default `CUPS_OKSYNC_INTV` is 24 h).
