@@ -2,9 +2,9 @@
 //! process handling, log following and audit correlation — against
 //! `tests/standin/station.py`, a scripted stand-in that speaks real CUPS and real router-info /
 //! muxs WebSockets over real TLS with the credentials the server minted, and logs the
-//! station's message texts. It has no signature checks and no update runner, so the update
-//! scenarios run only against a real station (`tests/e2e.rs`). Skips when `python3` is
-//! missing.
+//! station's message texts; update signatures are verified with the `openssl` binary and the
+//! update runs with `/bin/sh`. Every scenario also runs against a real station in
+//! `tests/e2e.rs`. Skips when `python3` (or, for the update scenarios, `openssl`) is missing.
 
 mod support;
 
@@ -103,4 +103,31 @@ fn lns_outage() {
         return;
     }
     run(Scenario::LnsOutage);
+}
+
+fn openssl() -> bool {
+    let ok = std::process::Command::new("openssl")
+        .arg("version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        eprintln!("skipped: the openssl binary is not available to the stand-in station");
+    }
+    ok
+}
+
+#[test]
+fn update() {
+    if standin().is_none() || !openssl() {
+        return;
+    }
+    run(Scenario::Update);
+}
+
+#[test]
+fn bad_signature() {
+    if standin().is_none() || !openssl() {
+        return;
+    }
+    run(Scenario::BadSignature);
 }

@@ -4,8 +4,8 @@
 real station. It speaks real CUPS over real TLS to the real cups-server, and a minimal TC
 client (router-info + muxs WebSockets over TLS with the TC credentials CUPS delivered), and
 prints log lines in the station's format (src/log.c) with the station's message texts
-(src/cups.c, src/tc.c). It has no signature checks and no update runner: scenarios needing
-those are run against a real station only.
+(src/cups.c, src/tc.c). Update signatures are checked with the openssl binary and
+the update is run with /bin/sh, as the station does.
 
 Usage (the station's own flags): station.py --home DIR --temp DIR --log-file - ...
 """
@@ -17,6 +17,7 @@ import os
 import ssl
 import socket
 import struct
+import subprocess
 import sys
 import tempfile
 import threading
@@ -238,9 +239,64 @@ def stop_tc():
     TC_STATE["connected"] = False
 
 
+# P-256 SubjectPublicKeyInfo DER prefix for an uncompressed point (04 || X || Y).
+SPKI_P256 = bytes.fromhex("3059301306072a8648ce3d020106082a8648ce3d030107034200")
+
+
+def verify(key64, der_sig, update):
+    """ECDSA P-256 over SHA-512(update), checked with the openssl binary."""
+    with tempfile.TemporaryDirectory() as tmp:
+        kp, sp, up = (os.path.join(tmp, n) for n in ("k.pem", "s.der", "u.bin"))
+        with open(kp, "w") as f:
+            f.write(pem("PUBLIC KEY", SPKI_P256 + b"\x04" + key64))
+        with open(sp, "wb") as f:
+            f.write(der_sig)
+        with open(up, "wb") as f:
+            f.write(update)
+        r = subprocess.run(["openssl", "dgst", "-sha512", "-verify", kp, "-signature", sp, up],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return r.returncode == 0
+
+
+def handle_update(home, temp, sig, update):
+    """What src/cups.c does with a received update: verify, then run or abort."""
+    path = os.path.join(temp, "update.bin")
+    with open(path, "wb") as f:
+        f.write(update)
+    log("CUP", "INFO", "Update received (%d bytes)" % len(update))
+    log("CUP", "INFO", "CUPS provided update.bin")
+    run = False
+    if sig:
+        (keycrc,) = struct.unpack_from("<I", sig, 0)
+        der = sig[4:]
+        log("CUP", "INFO", "CUPS provided signature len=%d keycrc=%08X" % (len(der), keycrc))
+        n = 0
+        while not run:
+            key = read(os.path.join(home, "sig-%d.key" % n))
+            if key is None:
+                break
+            run = len(key) == 64 and verify(key, der, update)
+            log("CUP", "INFO", "ECDSA key#%d -> %s" % (n, "VERIFIED" if run else "NOT verified"))
+            n += 1
+        if not run:
+            log("CUP", "WARN", "No key could verify signature. Tried %d keys" % n)
+    elif read(os.path.join(home, "sig-0.key")) is None:
+        log("CUP", "INFO", "No Key. No Sig. UPDATE.")
+        run = True
+    else:
+        log("CUP", "ERRO", "Keyfile present, but no signature provided. Aborting update.")
+    if run:
+        log("CUP", "INFO", "Running update.bin as background process")
+        subprocess.run(["/bin/sh", path], cwd=home, stdout=subprocess.DEVNULL)
+    else:
+        log("CUP", "INFO", "Aborting update.")
+        os.remove(path)
+
+
 def main():
     args = sys.argv[1:]
     home = args[args.index("--home") + 1] if "--home" in args else os.getcwd()
+    temp = args[args.index("--temp") + 1] if "--temp" in args else tempfile.gettempdir()
     conf = json.loads(read(os.path.join(home, "station.conf")))["station_conf"]
     resync = span(conf.get("CUPS_RESYNC_INTV"), 60)
     oksync = span(conf.get("CUPS_OKSYNC_INTV"), 86400)
@@ -335,7 +391,7 @@ def main():
                 store_blob(home, base, segs[name])
                 log("CUP", "INFO", "%s credentials updated (%d bytes)" % (label, len(segs[name])))
         if segs["update"]:
-            log("CUP", "INFO", "Update received (%d bytes)" % len(segs["update"]))
+            handle_update(home, temp, segs["sig"], segs["update"])
         tc_changed = [w for w, s in (("uri", "tcUri"), ("credentials", "tcCred")) if segs[s]]
         cups_changed = [w for w, s in (("uri", "cupsUri"), ("credentials", "cupsCred")) if segs[s]]
         if tc_changed:
