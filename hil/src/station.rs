@@ -173,7 +173,9 @@ impl StationProcess {
             source,
         })?;
         let args = station_args(&home.display().to_string(), &temp.display().to_string());
-        let mut cmd = Command::new(bin);
+        // The process starts in `home`: a relative path must not be resolved from there.
+        let bin = std::fs::canonicalize(bin).unwrap_or_else(|_| bin.to_path_buf());
+        let mut cmd = Command::new(&bin);
         cmd.args(&args).current_dir(home);
         Self::spawn(cmd, bin.display().to_string(), None)
     }

@@ -1,5 +1,7 @@
 //! The `hil` binary: help, listing, and clear errors without a station.
 
+mod support;
+
 use std::process::Command;
 
 fn hil(args: &[&str]) -> std::process::Output {
@@ -47,4 +49,53 @@ fn help_list_and_errors() {
     ] {
         assert_eq!(hil(args).status.code(), Some(2), "{args:?}");
     }
+}
+
+#[test]
+fn runs_a_scenario_with_a_relative_station_path_and_json_output() {
+    let python = Command::new("python3")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !python {
+        eprintln!("skipped: python3 is not available for the stand-in station");
+        return;
+    }
+    let cups_server = support::cups_server();
+    let out = Command::new(env!("CARGO_BIN_EXE_hil"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args([
+            "run",
+            "steady-state",
+            "--station",
+            "tests/standin/station.py",
+            "--resync-secs",
+            "1",
+            "--oksync-secs",
+            "2",
+            "--step-timeout",
+            "20",
+            "--json",
+        ])
+        .arg("--cups-server")
+        .arg(&cups_server)
+        .env_remove("CUPS_HIL_STATION")
+        .output()
+        .expect("run hil");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let reports: serde_json::Value = serde_json::from_str(&stdout).expect("JSON");
+    let r = &reports[0];
+    assert_eq!(r["scenario"], "SteadyState");
+    assert_eq!(r["eui"], "0016c0fffe000001");
+    assert!(r["checks"].as_array().is_some_and(|c| !c.is_empty()));
+    assert!(
+        r["station_events"]
+            .as_array()
+            .is_some_and(|e| !e.is_empty())
+    );
 }

@@ -18,11 +18,28 @@ pub fn cups_server() -> PathBuf {
             return p;
         }
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let status = Command::new(cargo)
+        let mut build = Command::new(cargo);
+        build
             .args(["build", "-p", "cups-host-server", "--bin", "cups-server"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .expect("run cargo build");
+            .current_dir(env!("CARGO_MANIFEST_DIR"));
+        // The variables cargo sets for this test would make the nested build differ from a
+        // shell build (and rebuild back and forth); the target dir and toolchain stay.
+        for (k, _) in std::env::vars_os() {
+            let k = k.to_string_lossy().into_owned();
+            if [
+                "CARGO_PKG_",
+                "CARGO_MANIFEST_",
+                "CARGO_CRATE_",
+                "CARGO_BIN_",
+                "CARGO_PRIMARY_",
+            ]
+            .iter()
+            .any(|p| k.starts_with(p))
+            {
+                build.env_remove(&k);
+            }
+        }
+        let status = build.status().expect("run cargo build");
         assert!(status.success(), "building cups-server failed");
         locate_cups_server(None).expect("cups-server after building it")
     })
