@@ -319,6 +319,13 @@ async fn renew_one_slot_tokens_and_unissued_slots() {
         .unwrap();
     assert!(r.cups && !r.tc);
     assert!(!r.record.tc_cred.as_ref().unwrap().renew_requested);
+    // Server-auth TC credentials hold no secret: asking for them marks nothing.
+    let both = f
+        .service
+        .request_renewal(eui(), RenewSlots::BOTH)
+        .await
+        .unwrap();
+    assert!(both.cups && !both.tc);
     let d = decode(
         f.service
             .update_info(

@@ -281,7 +281,7 @@ async fn renew(ctx: &Ctx, a: &GatewayRenewArgs) -> Result<(), CliError> {
             .collect();
         if slots.is_empty() {
             out!(
-                "gateway {}: no credentials issued yet (they are minted on first contact)",
+                "gateway {}: nothing to renew (no credentials issued yet: they are minted on first contact; or server-auth only)",
                 eui.canonical()
             );
         } else {

@@ -129,8 +129,8 @@ impl RenewSlots {
 pub struct RenewalRequested {
     /// The record as stored afterwards.
     pub record: GatewayRecord,
-    /// The CUPS credentials are marked (false when none were issued yet: they are minted on
-    /// first contact anyway).
+    /// The CUPS credentials are marked (false when none were issued yet — they are minted on
+    /// first contact anyway — or they are server-auth only).
     pub cups: bool,
     /// The TC credentials are marked (same rule).
     pub tc: bool,
@@ -210,8 +210,8 @@ impl Service {
     /// Mark a gateway's credentials for renewal (`gateway renew`): on its next request the
     /// gateway gets freshly minted credentials for each marked slot, the old ones kept as
     /// `previous` (still accepted) until it reports the new CRC; counted as renewed. A slot
-    /// without issued credentials is left alone (it is minted on first contact). Audit line
-    /// `renewal requested`.
+    /// without issued credentials is left alone (it is minted on first contact), and so is a
+    /// server-auth-only slot (no secret to renew). Audit line `renewal requested`.
     ///
     /// # Errors
     /// Not registered, store failure or contention.
@@ -220,8 +220,13 @@ impl Service {
         eui: Eui64,
         which: RenewSlots,
     ) -> Result<RenewalRequested, ServiceError> {
+        // A server-auth blob holds no secret of the gateway: minting it again gives the same
+        // bytes, so there is nothing to renew.
         let mark = |slot: &mut Option<CredSlot>, wanted: bool| {
-            if let Some(s) = slot.as_mut().filter(|_| wanted) {
+            if let Some(s) = slot
+                .as_mut()
+                .filter(|s| wanted && Form::of(&s.current) != Form::ServerAuth)
+            {
                 s.renew_requested = true;
             }
         };

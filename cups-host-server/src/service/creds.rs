@@ -84,7 +84,7 @@ impl Form {
     }
 
     /// The form an issued credential has.
-    fn of(cred: &IssuedCred) -> Self {
+    pub(super) fn of(cred: &IssuedCred) -> Self {
         if cred.serial.is_some() {
             Self::Cert
         } else if cred.token_sha256.is_some() {
