@@ -95,10 +95,17 @@ fn add_euis(args: &[String], count: Option<u64>) -> Result<Vec<Eui64>, CliError>
         .collect()
 }
 
-/// Progress of a command over `total` gateways (stderr, only for large batches).
+/// The progress line after `done` of `total` gateways: only for batches of at least
+/// [`PROGRESS_EVERY`], every [`PROGRESS_EVERY`] gateways.
+fn progress_line(what: &str, done: usize, total: usize) -> Option<String> {
+    (total >= PROGRESS_EVERY && done > 0 && done.is_multiple_of(PROGRESS_EVERY))
+        .then(|| format!("{what} {done}/{total} gateways"))
+}
+
+/// Progress of a command over `total` gateways (stderr).
 fn progress(what: &str, done: usize, total: usize) {
-    if total >= PROGRESS_EVERY && done.is_multiple_of(PROGRESS_EVERY) && done > 0 {
-        eprintln!("{what} {done}/{total} gateways");
+    if let Some(line) = progress_line(what, done, total) {
+        eprintln!("{line}");
     }
 }
 
@@ -729,6 +736,23 @@ mod tests {
         assert!(parse_labels(&["a".into()]).is_err());
         assert!(parse_labels(&["=1".into()]).is_err());
         assert!(parse_labels(&["a=1".into(), "a=2".into()]).is_err());
+    }
+
+    #[test]
+    fn progress_from_progress_every_on() {
+        let n = PROGRESS_EVERY;
+        assert_eq!(
+            progress_line("registered", n, n).as_deref(),
+            Some("registered 1000/1000 gateways")
+        );
+        assert_eq!(progress_line("registered", n - 1, n - 1), None, "below");
+        assert_eq!(
+            progress_line("registered", n, n + 1).as_deref(),
+            Some("registered 1000/1001 gateways")
+        );
+        assert_eq!(progress_line("registered", n + 1, n + 1), None);
+        assert_eq!(progress_line("registered", 0, n), None);
+        assert!(progress_line("marked", 2 * n, 3 * n).is_some());
     }
 
     #[test]
