@@ -130,6 +130,34 @@ pub fn remote_command(station_bin: &str, home: &str) -> Result<String, StationEr
     ))
 }
 
+/// Station files a previous run may have left in a remote home (credential sets, URIs, keys,
+/// package version, configuration); removed before the new home is copied.
+pub const REMOTE_STALE_FILES: &[&str] = &[
+    "cups.*",
+    "cups-bak.*",
+    "cups-boot.*",
+    "tc.*",
+    "tc-bak.*",
+    "tc-boot.*",
+    "sig-*.key",
+    "version.txt",
+    "station.conf",
+];
+
+/// The remote shell command that prepares an SSH station home: create it and remove the
+/// station files of an earlier run (only those: see [`REMOTE_STALE_FILES`]).
+///
+/// # Errors
+/// [`StationError::BadRemotePath`].
+pub fn remote_prepare_command(home: &str) -> Result<String, StationError> {
+    check_remote_path(home)?;
+    Ok(format!(
+        "mkdir -p {h} && cd {h} && rm -f {files}",
+        h = shell_quote(home),
+        files = REMOTE_STALE_FILES.join(" ")
+    ))
+}
+
 fn check_remote_path(home: &str) -> Result<(), StationError> {
     if !home.starts_with('/') || home.chars().any(char::is_control) {
         return Err(StationError::BadRemotePath(home.to_owned()));
@@ -192,8 +220,7 @@ impl StationProcess {
         local_home: &Path,
         ports: &[u16],
     ) -> Result<Self, StationError> {
-        check_remote_path(home)?;
-        ssh_run(dest, &format!("mkdir -p {}", shell_quote(home)))?;
+        ssh_run(dest, &remote_prepare_command(home)?)?;
         let mut files = Vec::new();
         let entries = std::fs::read_dir(local_home).map_err(|source| StationError::Io {
             path: local_home.display().to_string(),
@@ -443,6 +470,12 @@ mod tests {
              '--log-level' 'VERBOSE' '--force'"
         );
         assert!(remote_command("station", "relative").is_err());
+        assert_eq!(
+            remote_prepare_command("/var/hil").expect("ok"),
+            "mkdir -p '/var/hil' && cd '/var/hil' && rm -f cups.* cups-bak.* cups-boot.* tc.* \
+             tc-bak.* tc-boot.* sig-*.key version.txt station.conf"
+        );
+        assert!(remote_prepare_command("").is_err());
         assert!(remote_command("station", "/a\nb").is_err());
     }
 
