@@ -58,6 +58,12 @@ struct RunArgs {
     /// The station binary on the SSH gateway
     #[arg(long, value_name = "CMD", default_value = "station")]
     remote_station: String,
+    /// The ssh program
+    #[arg(long, value_name = "PATH", default_value = "ssh")]
+    ssh_command: PathBuf,
+    /// The scp program
+    #[arg(long, value_name = "PATH", default_value = "scp")]
+    scp_command: PathBuf,
     /// The cups-server binary
     #[arg(long, value_name = "PATH")]
     cups_server: Option<PathBuf>,
@@ -151,6 +157,8 @@ fn run(a: RunArgs) -> Result<bool, String> {
     cfg.cups_server = a.cups_server;
     cfg.model = a.model;
     cfg.remote_station_bin = a.remote_station;
+    cfg.ssh_command = a.ssh_command;
+    cfg.scp_command = a.scp_command;
     if let Some(e) = &a.eui {
         cfg.eui = Eui64::parse(e).map_err(|err| format!("invalid --eui {e:?}: {err}"))?;
     }

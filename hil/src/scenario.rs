@@ -18,7 +18,7 @@ use crate::audit::{AuditEvent, Sent};
 use crate::lns_glue::{Lns, LnsGlueError};
 use crate::log::{CredKind, CredSet, StationEvent};
 use crate::server::{ServerError, ServerProcess, Workspace, locate_cups_server};
-use crate::station::{StationError, StationProcess, StationTarget, TimedEvent};
+use crate::station::{SshGateway, StationError, StationProcess, StationTarget, TimedEvent};
 use crate::station_conf::{self, StationConfError, Timers};
 
 /// The EUI stations are provisioned with unless configured otherwise.
@@ -115,6 +115,10 @@ pub struct HilConfig {
     pub timers: Timers,
     /// The station binary on an SSH gateway.
     pub remote_station_bin: String,
+    /// The `ssh` program (default: `ssh` from `PATH`).
+    pub ssh_command: PathBuf,
+    /// The `scp` program (default: `scp` from `PATH`).
+    pub scp_command: PathBuf,
     /// Longest wait for one expected event, on top of the timer it waits on.
     pub step_timeout: Duration,
 }
@@ -130,6 +134,8 @@ impl HilConfig {
             model: DEFAULT_MODEL.to_owned(),
             timers: Timers::default(),
             remote_station_bin: "station".to_owned(),
+            ssh_command: PathBuf::from("ssh"),
+            scp_command: PathBuf::from("scp"),
             step_timeout: DEFAULT_STEP_TIMEOUT,
         }
     }
@@ -534,13 +540,15 @@ impl Run<'_> {
     fn start_station(&mut self) -> Result<(), HilError> {
         let st = match &self.cfg.target {
             StationTarget::Local { path } => StationProcess::start_local(path, &self.home)?,
-            StationTarget::Ssh { dest, home } => StationProcess::start_ssh(
-                dest,
-                home,
-                &self.cfg.remote_station_bin,
-                &self.home,
-                &self.ports(),
-            )?,
+            StationTarget::Ssh { dest, home } => {
+                let gw = SshGateway {
+                    station_bin: self.cfg.remote_station_bin.clone(),
+                    ssh: self.cfg.ssh_command.clone(),
+                    scp: self.cfg.scp_command.clone(),
+                    ..SshGateway::new(dest, home)
+                };
+                StationProcess::start_ssh(&gw, &self.home, &self.ports())?
+            }
         };
         self.station = Some(st);
         Ok(())

@@ -50,6 +50,35 @@ pub enum StationTarget {
     },
 }
 
+/// A gateway reached over SSH, and the tools to reach it.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct SshGateway {
+    /// `user@host` (anything `ssh` accepts).
+    pub dest: String,
+    /// The station home on the gateway (absolute).
+    pub home: String,
+    /// The station binary on the gateway (a name in its `PATH` or a path).
+    pub station_bin: String,
+    /// The `ssh` program.
+    pub ssh: PathBuf,
+    /// The `scp` program.
+    pub scp: PathBuf,
+}
+
+impl SshGateway {
+    /// `dest:home` with `station` in the gateway's `PATH` and this machine's `ssh` and `scp`.
+    #[must_use]
+    pub fn new(dest: &str, home: &str) -> Self {
+        Self {
+            dest: dest.to_owned(),
+            home: home.to_owned(),
+            station_bin: "station".to_owned(),
+            ssh: PathBuf::from("ssh"),
+            scp: PathBuf::from("scp"),
+        }
+    }
+}
+
 /// Why the station could not be run.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -186,7 +215,7 @@ pub struct StationProcess {
     started: Instant,
     events: Vec<TimedEvent>,
     lines: Vec<String>,
-    stop_remote: Option<(String, String, String)>,
+    stop_remote: Option<SshGateway>,
 }
 
 impl StationProcess {
@@ -208,19 +237,19 @@ impl StationProcess {
         Self::spawn(cmd, bin.display().to_string(), None)
     }
 
-    /// Copy `local_home`'s files to `dest:home` and start the station there over SSH, with a
-    /// reverse tunnel for each of `ports` (server and LNS listeners on this machine's loopback).
+    /// Copy `local_home`'s files to the gateway's home and start the station there over SSH,
+    /// with a reverse tunnel for each of `ports` (server and LNS listeners on this machine's
+    /// loopback).
     ///
     /// # Errors
     /// `ssh`/`scp` failures or a bad remote path.
     pub fn start_ssh(
-        dest: &str,
-        home: &str,
-        station_bin: &str,
+        gw: &SshGateway,
         local_home: &Path,
         ports: &[u16],
     ) -> Result<Self, StationError> {
-        ssh_run(dest, &remote_prepare_command(home)?)?;
+        let (dest, home) = (gw.dest.as_str(), gw.home.as_str());
+        ssh_run(gw, &remote_prepare_command(home)?)?;
         let mut files = Vec::new();
         let entries = std::fs::read_dir(local_home).map_err(|source| StationError::Io {
             path: local_home.display().to_string(),
@@ -231,28 +260,24 @@ impl StationProcess {
                 files.push(e.path());
             }
         }
-        let mut scp = Command::new("scp");
+        let mut scp = Command::new(&gw.scp);
         scp.args(SSH_OPTIONS).arg("-q").arg("-p").args(&files);
         scp.arg(format!("{dest}:{home}/"));
         run_helper(scp, "scp station home")?;
-        let mut cmd = Command::new("ssh");
+        let mut cmd = Command::new(&gw.ssh);
         cmd.args(SSH_OPTIONS)
             .args(["-o", "ExitOnForwardFailure=yes"]);
         for p in ports {
             cmd.arg("-R").arg(format!("{p}:localhost:{p}"));
         }
-        cmd.arg(dest).arg(remote_command(station_bin, home)?);
-        Self::spawn(
-            cmd,
-            format!("ssh {dest}"),
-            Some((dest.to_owned(), home.to_owned(), station_bin.to_owned())),
-        )
+        cmd.arg(dest).arg(remote_command(&gw.station_bin, home)?);
+        Self::spawn(cmd, format!("ssh {dest}"), Some(gw.clone()))
     }
 
     fn spawn(
         mut cmd: Command,
         what: String,
-        stop_remote: Option<(String, String, String)>,
+        stop_remote: Option<SshGateway>,
     ) -> Result<Self, StationError> {
         let mut child = cmd
             .stdin(Stdio::null())
@@ -361,14 +386,14 @@ impl StationProcess {
     pub fn stop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        if let Some((dest, home, bin)) = self.stop_remote.take() {
+        if let Some(gw) = self.stop_remote.take() {
             let cmd = format!(
                 "cd {} && {} --home {} --kill",
-                shell_quote(&home),
-                shell_quote(&bin),
-                shell_quote(&home)
+                shell_quote(&gw.home),
+                shell_quote(&gw.station_bin),
+                shell_quote(&gw.home)
             );
-            if let Err(e) = ssh_run(&dest, &cmd) {
+            if let Err(e) = ssh_run(&gw, &cmd) {
                 tracing::warn!(error = %e, "could not stop the remote station");
             }
         }
@@ -396,10 +421,10 @@ fn follow(pipe: Option<impl Read + Send + 'static>, tx: mpsc::Sender<String>) {
 }
 
 /// `ssh DEST CMD` to completion.
-fn ssh_run(dest: &str, remote: &str) -> Result<(), StationError> {
-    let mut c = Command::new("ssh");
-    c.args(SSH_OPTIONS).arg(dest).arg(remote);
-    run_helper(c, &format!("ssh {dest}"))
+fn ssh_run(gw: &SshGateway, remote: &str) -> Result<(), StationError> {
+    let mut c = Command::new(&gw.ssh);
+    c.args(SSH_OPTIONS).arg(&gw.dest).arg(remote);
+    run_helper(c, &format!("ssh {}", gw.dest))
 }
 
 /// Run a helper command with [`SSH_COMMAND_TIMEOUT`].

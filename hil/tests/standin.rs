@@ -131,3 +131,40 @@ fn bad_signature() {
     }
     run(Scenario::BadSignature);
 }
+
+/// The SSH path with `ssh`/`scp` shims that run the harness's real remote command lines on
+/// this machine (there is no SSH server here): home preparation, copy, start, `--kill`.
+#[test]
+fn steady_state_over_the_ssh_path() {
+    let Some(local) = standin() else {
+        return;
+    };
+    let StationTarget::Local { path } = &local.target else {
+        unreachable!("standin() is local")
+    };
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/standin");
+    let remote = tempfile::tempdir().expect("remote home");
+    let home = remote.path().join("gw");
+    // Left over from an earlier run: must be gone before the station starts.
+    std::fs::create_dir_all(&home).expect("home");
+    std::fs::write(home.join("tc.uri"), "wss://stale:1").expect("stale");
+    let mut cfg = HilConfig {
+        target: StationTarget::Ssh {
+            dest: "hil@gateway".into(),
+            home: home.display().to_string(),
+        },
+        remote_station_bin: path.display().to_string(),
+        ssh_command: dir.join("ssh-shim.sh"),
+        scp_command: dir.join("scp-shim.sh"),
+        ..local.clone()
+    };
+    cfg.step_timeout = Duration::from_secs(20);
+    let report = run_scenario(&cfg, Scenario::SteadyState).expect("run");
+    println!("{report}");
+    assert!(report.passed(), "{report}");
+    assert!(home.join("station.conf").is_file(), "copied by scp");
+    assert_ne!(
+        std::fs::read_to_string(home.join("tc.uri")).expect("tc.uri"),
+        "wss://stale:1"
+    );
+}

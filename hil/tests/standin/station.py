@@ -295,6 +295,10 @@ def handle_update(home, temp, sig, update):
 
 def main():
     args = sys.argv[1:]
+    if "--kill" in args or "-k" in args:
+        # The station's --kill stops a running station; this stand-in runs only in the
+        # foreground, where the harness has already ended it.
+        return
     home = args[args.index("--home") + 1] if "--home" in args else os.getcwd()
     temp = args[args.index("--temp") + 1] if "--temp" in args else tempfile.gettempdir()
     conf = json.loads(read(os.path.join(home, "station.conf")))["station_conf"]
