@@ -407,11 +407,11 @@ impl LnsServer {
         self.shared.close_all();
         // Wake the blocking accept.
         let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
-        if let Some(h) = self.accept.take() {
-            if let Ok(workers) = h.join() {
-                for w in workers {
-                    let _ = w.join();
-                }
+        if let Some(h) = self.accept.take()
+            && let Ok(workers) = h.join()
+        {
+            for w in workers {
+                let _ = w.join();
             }
         }
     }

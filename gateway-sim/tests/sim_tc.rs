@@ -525,7 +525,8 @@ fn tc_credentials_from_cups_connect_and_a_tc_update_reconnects_at_once() {
     let tc_uri = format!("wss://localhost:{}", lns.local_addr().port());
     // The TC blob of (router, generation): golden CA trust, a client cert minted for the router.
     let generation = Arc::new(AtomicU32::new(0));
-    let blobs: Arc<Mutex<HashMap<(Eui64, u32), Vec<u8>>>> = Arc::default();
+    type Blobs = Mutex<HashMap<(Eui64, u32), Vec<u8>>>;
+    let blobs: Arc<Blobs> = Arc::default();
     let cups = {
         let (g, ca, generation, blobs, tc_uri) = (
             g.clone(),
