@@ -601,3 +601,27 @@ fn tc_credentials_from_cups_connect_and_a_tc_update_reconnects_at_once() {
     }
     lns.stop();
 }
+
+#[test]
+fn lns_closes_an_idle_muxs_connection() {
+    let g = Golden::load();
+    let ca = DeviceCa::new();
+    let mut cfg = lns_config(&g, &ca);
+    cfg.idle_timeout = Some(Duration::from_millis(300));
+    let lns = LnsServer::start(cfg).unwrap();
+    let e = eui(5);
+    let mut s = connect(&g, lns.local_addr(), Some(ca.mint(e))).unwrap();
+    let mut buf = upgrade(&mut s, &format!("/traffic/{}", e.id6()), b"").unwrap();
+    send_text(&mut s, r#"{"msgtype":"version","station":"idle"}"#);
+    let t0 = Instant::now();
+    let close = read_frame(&mut s, &mut buf).unwrap();
+    assert_eq!(close.opcode, Opcode::Close);
+    assert!(t0.elapsed() >= Duration::from_millis(250));
+    assert!(wait_for(|| !lns.gateways()[&e].connected));
+    assert!(
+        lns.events()
+            .iter()
+            .any(|ev| matches!(ev, LnsEvent::Closed { .. }))
+    );
+    lns.stop();
+}
