@@ -625,3 +625,36 @@ fn lns_closes_an_idle_muxs_connection() {
     );
     lns.stop();
 }
+
+#[test]
+fn same_seed_same_tc_outcome() {
+    let snapshot = || {
+        let Setup { mut fleet, lns, .. } = setup(10, |i| match i % 4 {
+            0 | 1 => Mode::Cert,
+            2 => Mode::Token,
+            _ => Mode::WrongToken,
+        });
+        // 5 s of station time: the boot CUPS interaction, TC, and for a wrong token two
+        // failures (backoff 0, then 10 s).
+        let r = fleet.run_for(Duration::from_secs(5), BUDGET);
+        assert_eq!(r, RunResult::Done, "{}", fleet.report().summary_table());
+        assert_eq!(fleet.tc_connected_count(), 8);
+        let port = lns.local_addr().port().to_string();
+        lns.stop();
+        // Certificates are minted per run: their CRCs differ, the rest must not.
+        fleet
+            .report()
+            .outcome_snapshot()
+            .replace(&port, "PORT")
+            .split(' ')
+            .filter(|t| !t.starts_with("tcc="))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let (a, b) = (snapshot(), snapshot());
+    assert!(
+        a.contains("lns=1/0/up") && a.contains("lns=0/2/down"),
+        "{a}"
+    );
+    assert_eq!(a, b);
+}
