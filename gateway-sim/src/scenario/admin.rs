@@ -97,6 +97,8 @@ pub enum AdminError {
         status: String,
         /// Its stderr (last lines).
         stderr: String,
+        /// A usage error: this `cups-server` does not know the subcommand or a flag.
+        usage: bool,
     },
     /// A process could not be started or talked to.
     #[error("{what}: {source}")]

@@ -188,11 +188,7 @@ impl CliAdmin {
     fn run_new(&self, args: &[&str]) -> Result<Option<String>, AdminError> {
         match self.run(args) {
             Ok(out) => Ok(Some(out)),
-            Err(AdminError::Command { status, stderr, .. })
-                if status == format!("exit status: {USAGE_ERROR}")
-                    && (stderr.contains("unrecognized subcommand")
-                        || stderr.contains("unexpected argument")) =>
-            {
+            Err(AdminError::Command { usage: true, .. }) => {
                 tracing::info!(
                     command = args.first().copied().unwrap_or_default(),
                     "cups-server lacks this command: falling back to the store"
@@ -223,6 +219,8 @@ fn run_command(mut c: Command, what: &str) -> Result<String, AdminError> {
         command: what.to_owned(),
         status: out.status.to_string(),
         stderr: tail,
+        usage: out.status.code() == Some(USAGE_ERROR)
+            && (stderr.contains("unrecognized subcommand") || stderr.contains("unexpected argument")),
     })
 }
 

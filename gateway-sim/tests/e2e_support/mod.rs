@@ -1,0 +1,111 @@
+//! Shared harness of the end-to-end scenario tests: the real `cups-server` binary (built from
+//! the test with `cargo build -p cups-host-server --bin cups-server`), a fleet run through
+//! every scenario, and the final-state assertions.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use cups_core::Eui64;
+use cups_core::crc::cred_set_crc;
+use cups_core::station::{CredFile, CredKind, FileId, FileSet};
+use gateway_sim::factory::FactoryCa;
+use gateway_sim::scenario::cli_admin::find_cups_server_near;
+use gateway_sim::scenario::inproc::INPROC_CUPS_URI;
+use gateway_sim::scenario::{
+    Admin, CliAdmin, CliSettings, ROLLOUT_VERSION, Runner, RunnerConfig, Scenario, StoreSpec,
+};
+
+/// Gateways in every end-to-end fleet.
+pub const GATEWAYS: u32 = 50;
+/// The fleet seed.
+pub const SEED: u64 = 42;
+/// TC URI the server sends by default.
+pub const TC_URI: &str = "wss://localhost:6887";
+
+/// The `cups-server` binary, built once per test process.
+pub fn cups_server() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+        let status = Command::new(&cargo)
+            .args(["build", "-q", "-p", "cups-host-server", "--bin", "cups-server"])
+            .current_dir(root)
+            .status()
+            .unwrap_or_else(|e| panic!("cannot run {cargo:?} to build cups-server: {e}"));
+        assert!(status.success(), "building cups-server failed: {status}");
+        let exe = std::env::current_exe().expect("test executable path");
+        find_cups_server_near(&exe).unwrap_or_else(|| {
+            panic!(
+                "cups-server was built but is not next to {} (a different target dir?)",
+                exe.display()
+            )
+        })
+    })
+    .clone()
+}
+
+/// Run every scenario with `GATEWAYS` gateways against a `cups-server serve` child process on
+/// `store`, and assert each gateway's final state.
+pub fn every_scenario(store: StoreSpec, dir: &std::path::Path) {
+    let bin = cups_server();
+    let factory = FactoryCa::generate().expect("factory CA");
+    let settings = CliSettings {
+        bin,
+        cert_path: dir.join("certs"),
+        store,
+        cups_uri: INPROC_CUPS_URI.into(),
+        tc_uri: Some(TC_URI.into()),
+        work_dir: dir.to_owned(),
+    };
+    let admin = CliAdmin::new(settings, Some(factory.cert_pem()), true, None).expect("server");
+    let mut config = RunnerConfig::new(GATEWAYS, SEED);
+    config.first_eui = Eui64::new(0x0016_c001_ffe3_0000).unwrap();
+    let mut runner = Runner::new(admin, &factory, config).expect("runner");
+    let t0 = Instant::now();
+    runner.run(Scenario::All).expect("scenarios");
+    let report = runner.report(Scenario::All);
+    let table = report.summary_table();
+    println!("{table}");
+    println!("every scenario, {GATEWAYS} gateways: {:.1} s", t0.elapsed().as_secs_f64());
+    assert!(report.passed(), "{table}");
+    let ran: Vec<&str> = report.phases.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(
+        ran,
+        Scenario::SEQUENCE.map(Scenario::name),
+        "every scenario has its phase"
+    );
+    for p in &report.phases {
+        if p.skipped.is_none() {
+            assert_eq!(p.gateways_done, GATEWAYS, "{}: {table}", p.name);
+        }
+    }
+
+    // The final state, checked here again from both sides.
+    let euis = runner.euis().to_vec();
+    let server = runner.admin_mut().gateways(&euis).expect("server view");
+    for g in runner.fleet().gateways() {
+        let eui = g.id().eui;
+        let s = &server[&eui];
+        let o = g.outcome();
+        let set_crc = |kind| {
+            let get = |f| {
+                g.store()
+                    .get(FileId::cred(kind, FileSet::Reg, f))
+                    .unwrap_or(&[])
+            };
+            cred_set_crc(get(CredFile::Trust), get(CredFile::Cert), get(CredFile::Key))
+        };
+        assert_eq!(Some(set_crc(CredKind::Cups)), s.cups_crc, "{eui} CUPS");
+        assert_eq!(Some(set_crc(CredKind::Tc)), s.tc_crc, "{eui} TC");
+        assert!(s.cups_confirmed && s.tc_confirmed, "{eui}: {s:?}");
+        assert!(!s.bootstrap_open, "{eui}");
+        assert_eq!(o.package.as_deref(), Some(ROLLOUT_VERSION), "{eui}");
+        assert_eq!(o.credset, "REG", "{eui}");
+        assert!(o.updates_rejected >= 1, "{eui}: the corrupted image was never rejected");
+    }
+}
