@@ -109,3 +109,66 @@ pub fn every_scenario(store: StoreSpec, dir: &std::path::Path) {
         assert!(o.updates_rejected >= 1, "{eui}: the corrupted image was never rejected");
     }
 }
+
+/// The S3 test endpoint (`CUPS_TEST_S3_ENDPOINT`, moto), or `None` with a printed reason —
+/// except under `CI`, where a missing endpoint fails (the cups-host-server S3 test rules).
+pub fn s3_endpoint() -> Option<String> {
+    match std::env::var("CUPS_TEST_S3_ENDPOINT") {
+        Ok(e) if !e.is_empty() => Some(e.trim_end_matches('/').to_owned()),
+        _ if std::env::var_os("CI").is_some() => {
+            panic!("S3 tests need CUPS_TEST_S3_ENDPOINT (scripts/s3-test-server.sh start)")
+        }
+        _ => {
+            eprintln!(
+                "skipped: CUPS_TEST_S3_ENDPOINT is unset \
+                 (run `scripts/s3-test-server.sh start` and export what it prints)"
+            );
+            None
+        }
+    }
+}
+
+/// A fresh bucket name.
+pub fn bucket_name(tag: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("gwsim-{tag}-{}-{nanos}", std::process::id())
+}
+
+/// Create `bucket` on the (plain-HTTP, loopback) endpoint.
+pub fn create_bucket(endpoint: &str, bucket: &str) {
+    use std::io::{Read as _, Write as _};
+    let hostport = endpoint
+        .strip_prefix("http://")
+        .expect("an http:// endpoint")
+        .trim_end_matches('/');
+    let mut s = std::net::TcpStream::connect(hostport).expect("connect to S3");
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .expect("timeout");
+    write!(
+        s,
+        "PUT /{bucket} HTTP/1.1\r\nHost: {hostport}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .expect("write");
+    let mut resp = String::new();
+    let _ = s.read_to_string(&mut resp);
+    assert!(
+        resp.starts_with("HTTP/1.1 200") || resp.starts_with("HTTP/1.0 200"),
+        "create bucket {bucket}: {}",
+        resp.lines().next().unwrap_or_default()
+    );
+}
+
+/// The store config of `bucket` on `endpoint` (moto: any credentials, us-east-1).
+pub fn s3_config(endpoint: &str, bucket: &str) -> cups_host_server::store::s3::S3Config {
+    cups_host_server::store::s3::S3Config {
+        bucket: bucket.to_owned(),
+        region: "us-east-1".into(),
+        endpoint: Some(endpoint.to_owned()),
+        access_key_id: "test".into(),
+        secret_access_key: "test".into(),
+        allow_http: true,
+        prefix: None,
+    }
+}
