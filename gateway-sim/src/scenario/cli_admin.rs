@@ -220,7 +220,8 @@ fn run_command(mut c: Command, what: &str) -> Result<String, AdminError> {
         status: out.status.to_string(),
         stderr: tail,
         usage: out.status.code() == Some(USAGE_ERROR)
-            && (stderr.contains("unrecognized subcommand") || stderr.contains("unexpected argument")),
+            && (stderr.contains("unrecognized subcommand")
+                || stderr.contains("unexpected argument")),
     })
 }
 

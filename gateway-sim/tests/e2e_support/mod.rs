@@ -32,9 +32,26 @@ pub fn cups_server() -> PathBuf {
     BIN.get_or_init(|| {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
-        let status = Command::new(&cargo)
-            .args(["build", "-q", "-p", "cups-host-server", "--bin", "cups-server"])
-            .current_dir(root)
+        let mut cmd = Command::new(&cargo);
+        cmd.args([
+            "build",
+            "-q",
+            "-p",
+            "cups-host-server",
+            "--bin",
+            "cups-server",
+        ])
+        .current_dir(root);
+        // The variables cargo sets for a running test would make build scripts rerun (and
+        // the next `cargo build` from a shell rebuild everything again).
+        for (k, _) in std::env::vars_os() {
+            let k = k.to_string_lossy();
+            let keep = matches!(k.as_ref(), "CARGO_HOME" | "CARGO_TARGET_DIR");
+            if !keep && (k.starts_with("CARGO_") || k == "OUT_DIR" || k.starts_with("RUST_TEST")) {
+                cmd.env_remove(k.as_ref());
+            }
+        }
+        let status = cmd
             .status()
             .unwrap_or_else(|e| panic!("cannot run {cargo:?} to build cups-server: {e}"));
         assert!(status.success(), "building cups-server failed: {status}");
@@ -71,7 +88,10 @@ pub fn every_scenario(store: StoreSpec, dir: &std::path::Path) {
     let report = runner.report(Scenario::All);
     let table = report.summary_table();
     println!("{table}");
-    println!("every scenario, {GATEWAYS} gateways: {:.1} s", t0.elapsed().as_secs_f64());
+    println!(
+        "every scenario, {GATEWAYS} gateways: {:.1} s",
+        t0.elapsed().as_secs_f64()
+    );
     assert!(report.passed(), "{table}");
     let ran: Vec<&str> = report.phases.iter().map(|p| p.name.as_str()).collect();
     assert_eq!(
@@ -98,7 +118,11 @@ pub fn every_scenario(store: StoreSpec, dir: &std::path::Path) {
                     .get(FileId::cred(kind, FileSet::Reg, f))
                     .unwrap_or(&[])
             };
-            cred_set_crc(get(CredFile::Trust), get(CredFile::Cert), get(CredFile::Key))
+            cred_set_crc(
+                get(CredFile::Trust),
+                get(CredFile::Cert),
+                get(CredFile::Key),
+            )
         };
         assert_eq!(Some(set_crc(CredKind::Cups)), s.cups_crc, "{eui} CUPS");
         assert_eq!(Some(set_crc(CredKind::Tc)), s.tc_crc, "{eui} TC");
@@ -106,7 +130,10 @@ pub fn every_scenario(store: StoreSpec, dir: &std::path::Path) {
         assert!(!s.bootstrap_open, "{eui}");
         assert_eq!(o.package.as_deref(), Some(ROLLOUT_VERSION), "{eui}");
         assert_eq!(o.credset, "REG", "{eui}");
-        assert!(o.updates_rejected >= 1, "{eui}: the corrupted image was never rejected");
+        assert!(
+            o.updates_rejected >= 1,
+            "{eui}: the corrupted image was never rejected"
+        );
     }
 }
 
