@@ -82,6 +82,9 @@ pub struct FleetConfig {
     pub tls: TlsVersions,
     /// What running an update does.
     pub updates: UpdateModel,
+    /// Gateways holding TC credentials connect to their LNS (router-info + muxs +
+    /// `version`), see [`crate::tc`]; off by default.
+    pub tc_connect: bool,
 }
 
 impl FleetConfig {
@@ -104,6 +107,7 @@ impl FleetConfig {
             boot_spread: Duration::ZERO,
             tls: TlsVersions::default(),
             updates: UpdateModel::scripts(),
+            tc_connect: false,
         }
     }
 }
@@ -290,6 +294,9 @@ impl Fleet {
                 tls: &fleet.tls,
                 updates: &fleet.config.updates,
                 sink: &mut fleet.sink,
+                tc_connect: fleet.config.tc_connect,
+                version: fleet.config.station,
+                model: fleet.config.model,
             };
             if let Some(gw) = fleet.gateways.last_mut() {
                 gw.after_station(&mut env); // a pending update runs at start
@@ -410,6 +417,9 @@ impl Fleet {
             tls: &self.tls,
             updates: &self.config.updates,
             sink: &mut self.sink,
+            tc_connect: self.config.tc_connect,
+            version: self.config.station,
+            model: self.config.model,
         };
         gw.after_station(&mut env);
         gw.refresh_outcome();
@@ -418,6 +428,31 @@ impl Fleet {
         }
         self.schedule(index);
         Some(r)
+    }
+
+    /// The LNS went away: every held TC session drops (the station's `tc_connected` goes
+    /// false) and those gateways start reconnecting at once (with the station's retries and
+    /// backoff; after [`crate::tc::TC_MAX_RETRIES`] they trigger CUPS).
+    pub fn drop_tc_sessions(&mut self) {
+        let vnow = self.clock.station_now();
+        for index in 0..self.gateways.len() {
+            if let Some(gw) = self.gateways.get_mut(index) {
+                gw.drop_tc_session(vnow);
+            }
+            self.schedule(u32::try_from(index).unwrap_or(u32::MAX));
+        }
+    }
+
+    /// Gateways holding a TC session now.
+    #[must_use]
+    pub fn tc_connected_count(&self) -> u32 {
+        u32::try_from(
+            self.gateways
+                .iter()
+                .filter(|g| g.station.tc_connected())
+                .count(),
+        )
+        .unwrap_or(u32::MAX)
     }
 
     /// Run until `until(self)` holds (checked at the start and whenever an interaction
@@ -485,7 +520,7 @@ impl Fleet {
         if gw.interacting() {
             return;
         }
-        let at = gw.station.poll_timeout().map(StationInstant::as_millis);
+        let at = gw.next_due();
         if at != gw.scheduled {
             gw.scheduled = at;
             if let Some(t) = at {
@@ -521,6 +556,9 @@ impl Fleet {
                 tls: &self.tls,
                 updates: &self.config.updates,
                 sink: &mut self.sink,
+                tc_connect: self.config.tc_connect,
+                version: self.config.station,
+                model: self.config.model,
             };
             let s = gw.step(&mut env);
             progress |= s.progress;
@@ -583,6 +621,9 @@ impl Fleet {
                 tls: &self.tls,
                 updates: &self.config.updates,
                 sink: &mut self.sink,
+                tc_connect: self.config.tc_connect,
+                version: self.config.station,
+                model: self.config.model,
             };
             if gw.start(&mut env) {
                 self.in_flight += 1;
@@ -671,6 +712,7 @@ impl Fleet {
             self.virtual_now(),
         );
         report.set_sim_cpu(self.cpu_in_runs);
+        report.set_tc_latencies(self.sink.tc_latencies_us.clone());
         report
     }
 }

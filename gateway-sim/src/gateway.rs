@@ -27,6 +27,10 @@ use crate::net::{
     PREFIX_LEN, Port, UPLINK_ADDR,
 };
 use crate::report::{GatewayMetrics, GatewayOutcome, GatewayStatus};
+use crate::tc::{
+    Stage, TC_MAX_RETRIES, TC_TIMEOUT, TcExchange, TcFailure, TcProgress, WsUri, backoff,
+    parse_ws_uri, token_header_lines, version_message,
+};
 use crate::tls::{PLAINTEXT_CHUNK, PlainRead, Session, SetFiles, TlsFactory};
 use crate::update::{UpdateModel, UpdateOutcome};
 
@@ -49,6 +53,8 @@ pub(crate) struct Sink {
     pub(crate) done_at_least: Vec<u32>,
     /// Failures by reason.
     pub(crate) failures: std::collections::BTreeMap<String, u64>,
+    /// TC attempt latencies (router-info connect to connected), microseconds.
+    pub(crate) tc_latencies_us: Vec<u32>,
 }
 
 /// What a gateway step needs from the fleet.
@@ -58,6 +64,12 @@ pub(crate) struct Env<'a> {
     pub(crate) tls: &'a TlsFactory,
     pub(crate) updates: &'a UpdateModel,
     pub(crate) sink: &'a mut Sink,
+    /// [`crate::FleetConfig::tc_connect`].
+    pub(crate) tc_connect: bool,
+    /// The `station` string (for the TC `version` message).
+    pub(crate) version: &'a str,
+    /// The `model` string.
+    pub(crate) model: &'a str,
 }
 
 /// What a step did.
@@ -90,6 +102,46 @@ struct Conn {
     tls: bool,
 }
 
+/// The TC (LNS) link of a gateway. A held muxs session is only a flag (the station's
+/// `tc_connected`); sockets exist only while an attempt is in flight.
+#[derive(Default)]
+struct TcLink {
+    /// The station's `tc->retries`.
+    retries: u32,
+    /// When the next attempt starts (station time, ms).
+    due: Option<u64>,
+    /// Gave up (rejected or too many retries): CUPS was triggered; TC restarts after the
+    /// next CUPS interaction.
+    stopped: bool,
+    /// Attempts made (seeds WebSocket keys).
+    attempts: u32,
+    /// The attempt in flight.
+    conn: Option<Box<TcConn>>,
+}
+
+/// One TC connection in flight (router-info or muxs).
+struct TcConn {
+    handle: SocketHandle,
+    session: Session,
+    exchange: TcExchange,
+    established: bool,
+    /// Station time (ms) at which the attempt times out.
+    deadline: u64,
+    /// When the attempt (router-info) started.
+    started: std::time::Instant,
+    /// Token header lines (sent on both connections).
+    token: Vec<u8>,
+}
+
+/// What driving a TC connection ended in.
+enum TcTurn {
+    Idle,
+    Progress,
+    Muxs(WsUri),
+    Connected,
+    Failed(TcFailure),
+}
+
 /// One gateway.
 pub(crate) struct Gateway {
     pub(crate) index: u32,
@@ -109,6 +161,7 @@ pub(crate) struct Gateway {
     pub(crate) active: bool,
     pub(crate) outcome: GatewayOutcome,
     pub(crate) metrics: GatewayMetrics,
+    tc: TcLink,
 }
 
 impl Gateway {
@@ -153,6 +206,7 @@ impl Gateway {
                 ..GatewayOutcome::default()
             },
             metrics: GatewayMetrics::default(),
+            tc: TcLink::default(),
         };
         gw.refresh_outcome();
         gw
@@ -161,14 +215,29 @@ impl Gateway {
     /// Whether the network side has work (a connection, a closing socket, queued packets).
     pub(crate) fn is_active(&self) -> bool {
         self.conn.is_some()
+            || self.tc.conn.is_some()
             || !self.closing.is_empty()
             || self.dev.is_busy()
             || self.dev.inner().is_busy()
     }
 
-    /// Whether an interaction is in flight.
+    /// Whether an interaction (CUPS, or a TC attempt) is in flight.
     pub(crate) fn interacting(&self) -> bool {
-        self.station.is_interacting()
+        self.station.is_interacting() || self.tc.conn.is_some()
+    }
+
+    /// The next station-time deadline (ms): the station's, or the next TC attempt.
+    pub(crate) fn next_due(&self) -> Option<u64> {
+        let station = self.station.poll_timeout().map(StationInstant::as_millis);
+        let tc = if self.tc.conn.is_none() {
+            self.tc.due
+        } else {
+            None
+        };
+        match (station, tc) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// When the network side or the station's timeout needs a step (network time).
@@ -184,10 +253,14 @@ impl Gateway {
             consider(Some(now));
         }
         consider(self.closing.iter().map(|c| c.deadline).min());
-        if self.interacting()
+        if self.station.is_interacting()
             && let Some(deadline) = self.station.poll_timeout()
         {
             let wait = deadline.as_millis().saturating_sub(vnow.as_millis());
+            consider(Some(now + NetDuration::from_millis(wait)));
+        }
+        if let Some(tc) = &self.tc.conn {
+            let wait = tc.deadline.saturating_sub(vnow.as_millis());
             consider(Some(now + NetDuration::from_millis(wait)));
         }
         at
@@ -196,7 +269,12 @@ impl Gateway {
     /// The station is due: ask it what to do; `true` if an interaction started.
     pub(crate) fn start(&mut self, env: &mut Env<'_>) -> bool {
         self.last_set = self.station.credset();
-        let target = match self.station.poll(env.vnow) {
+        let action = if self.tc.conn.is_some() {
+            Action::Wait
+        } else {
+            self.station.poll(env.vnow)
+        };
+        let target = match action {
             Action::Wait => None,
             Action::Connect(c) => Some((
                 c.set,
@@ -206,7 +284,7 @@ impl Gateway {
                 c.attempt,
             )),
         };
-        let started = if let Some((set, host, port, tls, attempt)) = target {
+        let mut started = if let Some((set, host, port, tls, attempt)) = target {
             self.outcome.interactions += 1;
             if attempt > 1 {
                 self.outcome.retries += 1;
@@ -222,6 +300,9 @@ impl Gateway {
             false
         };
         self.after_station(env);
+        if !self.station.is_interacting() {
+            started |= self.tc_maybe_start(env);
+        }
         started && self.interacting()
     }
 
@@ -288,7 +369,9 @@ impl Gateway {
         let mut out = Stepped::default();
         let was_interacting = self.interacting();
         // A stalled interaction times out on station time.
-        if was_interacting && self.station.poll_timeout().is_some_and(|d| d <= env.vnow) {
+        if self.station.is_interacting()
+            && self.station.poll_timeout().is_some_and(|d| d <= env.vnow)
+        {
             let _ = self.station.poll(env.vnow);
             self.after_station(env);
         }
@@ -298,6 +381,7 @@ impl Gateway {
             c.polled = true;
         }
         out.progress |= self.drive(env);
+        out.progress |= self.drive_tc(env);
         self.reap_closing(env.now);
         self.iface.poll(env.now, &mut self.dev, &mut self.sockets);
         self.dev.pump(env.now);
@@ -331,6 +415,7 @@ impl Gateway {
         if !self.station.is_interacting() && self.conn.is_some() {
             self.end_conn(env.now);
         }
+        self.tc_arm(env);
     }
 
     fn apply(&mut self, env: &mut Env<'_>, ev: StationEvent) {
@@ -340,7 +425,14 @@ impl Gateway {
             StationEvent::UpdateRejected { .. } => o.updates_rejected += 1,
             StationEvent::CredsStored { .. } => o.creds_stored += 1,
             StationEvent::CredsRejected { .. } => o.creds_rejected += 1,
-            StationEvent::TcRestart { .. } => o.tc_restarts += 1,
+            StationEvent::TcRestart { .. } => {
+                o.tc_restarts += 1;
+                o.tc_connected = false;
+                // The station restarts its TC engine at once with the new URI/credentials.
+                self.tc.stopped = false;
+                self.tc.retries = 0;
+                self.tc.due = Some(env.vnow.as_millis());
+            }
             StationEvent::BackupCreated { .. } => o.backups += 1,
             StationEvent::InteractionDone { cups_changed, .. } => {
                 o.done += 1;
@@ -357,6 +449,7 @@ impl Gateway {
                 }
                 env.sink.done_at_least[k] += 1;
                 self.interaction_over(env);
+                self.tc_after_cups(env);
             }
             StationEvent::InteractionFailed {
                 reason, rotated_to, ..
@@ -385,6 +478,7 @@ impl Gateway {
                     None => format!("{set} fail {why}"),
                 });
                 self.interaction_over(env);
+                self.tc_after_cups(env);
             }
             _ => {}
         }
@@ -506,6 +600,413 @@ impl Gateway {
         let mut m = self.metrics.clone();
         m.link = self.dev.stats();
         m
+    }
+}
+
+/// The TC (LNS) side of a gateway (see [`crate::tc`]).
+impl Gateway {
+    /// Arm the next TC attempt when one is wanted: TC enabled, `tc.uri` present, not
+    /// connected, nothing in flight, not given up.
+    fn tc_arm(&mut self, env: &Env<'_>) {
+        if !env.tc_connect
+            || self.tc.conn.is_some()
+            || self.tc.stopped
+            || self.tc.due.is_some()
+            || self.station.tc_connected()
+        {
+            return;
+        }
+        if self.station.store().get(tc_uri_file()).is_some() {
+            self.tc.due = Some(env.vnow.as_millis());
+        }
+    }
+
+    /// After a CUPS interaction: a TC engine that gave up starts again (`sys_startTC`).
+    fn tc_after_cups(&mut self, env: &Env<'_>) {
+        if self.tc.stopped {
+            self.tc.stopped = false;
+            self.tc.retries = 0;
+            self.tc.due = None;
+            self.tc_arm(env);
+        }
+    }
+
+    /// The LNS went away: the held session (a flag) drops; reconnect at once.
+    pub(crate) fn drop_tc_session(&mut self, vnow: StationInstant) {
+        if self.station.tc_connected() {
+            self.station.set_tc_connected(vnow, false);
+            self.outcome.tc_connected = false;
+            self.tc.retries = 0;
+            self.tc.stopped = false;
+            self.tc.due = Some(vnow.as_millis());
+        }
+    }
+
+    /// Start a due TC attempt; `true` if a connection opened.
+    fn tc_maybe_start(&mut self, env: &mut Env<'_>) -> bool {
+        self.tc_arm(env);
+        if !env.tc_connect || self.tc.conn.is_some() || self.station.is_interacting() {
+            return false;
+        }
+        match self.tc.due {
+            Some(due) if due <= env.vnow.as_millis() => {}
+            _ => return false,
+        }
+        self.tc.due = None;
+        let uri = self
+            .station
+            .store()
+            .get(tc_uri_file())
+            .and_then(|b| std::str::from_utf8(b).ok())
+            .map(|s| s.trim().to_owned())
+            .unwrap_or_default();
+        match parse_ws_uri(&uri, false) {
+            Ok(u) => self.tc_open(env, Stage::RouterInfo, &u, None),
+            Err(e) => {
+                tracing::debug!(gateway = self.index, "TC URI: {e}");
+                self.tc_failed(env, TcFailure::Setup, None);
+                false
+            }
+        }
+    }
+
+    /// Open a TC connection; `prev` = the router-info connection's start and token (muxs).
+    fn tc_open(
+        &mut self,
+        env: &mut Env<'_>,
+        stage: Stage,
+        uri: &WsUri,
+        prev: Option<(std::time::Instant, Vec<u8>)>,
+    ) -> bool {
+        let mode = self.station.auth_mode(CredKind::Tc, CredSet::Reg);
+        let files = SetFiles::of(self.station.store(), CredKind::Tc, CredSet::Reg);
+        let setup = if uri.tls {
+            env.tls
+                .client_config(&files, mode)
+                .and_then(|c| Session::tls(c, &uri.host))
+                .map_err(|e| e.to_string())
+        } else {
+            Ok(Session::plain())
+        };
+        let token = match &prev {
+            Some((_, t)) => Ok(t.clone()),
+            None if uri.tls && mode == AuthMode::Token => {
+                token_header_lines(files.key).map_err(|e| e.to_string())
+            }
+            None => Ok(Vec::new()),
+        };
+        let (session, token) = match (setup, token) {
+            (Ok(s), Ok(t)) => (s, t),
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::debug!(gateway = self.index, "TC setup: {e}");
+                self.tc_failed(env, TcFailure::Setup, None);
+                return false;
+            }
+        };
+        self.tc.attempts = self.tc.attempts.wrapping_add(1);
+        let seed = crate::net::mix_seed(
+            (u64::from(self.index) << 32) | u64::from(self.tc.attempts),
+            7,
+        );
+        let mut nonce = [0u8; 16];
+        nonce[..8].copy_from_slice(&seed.to_le_bytes());
+        nonce[8..].copy_from_slice(&crate::net::mix_seed(seed, 8).to_le_bytes());
+        let exchange = match stage {
+            Stage::RouterInfo => TcExchange::router_info(self.eui, uri, &token, nonce),
+            Stage::Muxs => {
+                let package = self
+                    .station
+                    .store()
+                    .get(FileId::Version)
+                    .map(|b| String::from_utf8_lossy(b).trim().to_owned())
+                    .unwrap_or_default();
+                let v = version_message(env.version, env.model, &package);
+                TcExchange::muxs(self.eui, uri, &token, nonce, v)
+            }
+        };
+        let mut socket = tcp::Socket::new(
+            tcp::SocketBuffer::new(vec![0; GATEWAY_RX_BUFFER]),
+            tcp::SocketBuffer::new(vec![0; GATEWAY_TX_BUFFER]),
+        );
+        socket.set_nagle_enabled(false);
+        socket.set_ack_delay(None);
+        let local = FIRST_LOCAL_PORT + self.next_port % LOCAL_PORTS;
+        self.next_port = self.next_port.wrapping_add(1) % LOCAL_PORTS;
+        if socket
+            .connect(
+                self.iface.context(),
+                (IpAddress::Ipv4(UPLINK_ADDR), uri.port),
+                local,
+            )
+            .is_err()
+        {
+            self.tc_failed(env, TcFailure::Connect, None);
+            return false;
+        }
+        let handle = self.sockets.add(socket);
+        let started = prev.map_or_else(std::time::Instant::now, |(s, _)| s);
+        self.tc.conn = Some(Box::new(TcConn {
+            handle,
+            session,
+            exchange,
+            established: false,
+            deadline: env.vnow.as_millis().saturating_add(millis(TC_TIMEOUT)),
+            started,
+            token,
+        }));
+        true
+    }
+
+    /// Move the TC connection forward; `true` on progress.
+    fn drive_tc(&mut self, env: &mut Env<'_>) -> bool {
+        let Some(tc) = self.tc.conn.as_deref_mut() else {
+            return false;
+        };
+        let socket = self.sockets.get_mut::<tcp::Socket<'_>>(tc.handle);
+        let turn = if env.vnow.as_millis() >= tc.deadline {
+            TcTurn::Failed(TcFailure::Timeout)
+        } else {
+            drive_tc_conn(tc, socket, &mut self.metrics)
+        };
+        match turn {
+            TcTurn::Idle => false,
+            TcTurn::Progress => true,
+            TcTurn::Connected => {
+                self.tc_connected(env);
+                true
+            }
+            TcTurn::Muxs(uri) => {
+                let prev = self.tc_end_conn(env.now).map(|c| (c.started, c.token));
+                self.tc_open(env, Stage::Muxs, &uri, prev);
+                true
+            }
+            TcTurn::Failed(f) => {
+                let started = self.tc_end_conn(env.now).map(|c| c.started);
+                self.tc_failed(env, f, started);
+                true
+            }
+        }
+    }
+
+    /// Close the TC connection (cleanly when healthy: WebSocket close, TLS close_notify,
+    /// FIN); returns it.
+    fn tc_end_conn(&mut self, now: NetInstant) -> Option<Box<TcConn>> {
+        let mut tc = self.tc.conn.take()?;
+        let socket = self.sockets.get_mut::<tcp::Socket<'_>>(tc.handle);
+        let healthy = tc.established
+            && matches!(
+                socket.state(),
+                tcp::State::Established | tcp::State::CloseWait
+            );
+        if healthy {
+            if !tc.session.is_handshaking() {
+                tc.exchange.close();
+                let out = tc.exchange.take_output();
+                tc.session.write_plaintext(&out);
+            }
+            tc.session.close();
+            while tc.session.wants_write() && socket.can_send() {
+                let session = &mut tc.session;
+                let n = socket
+                    .send(|buf| {
+                        let n = session.write_transport(buf);
+                        (n, n)
+                    })
+                    .unwrap_or(0);
+                if n == 0 {
+                    break;
+                }
+                self.metrics.tc_bytes_tx += n as u64;
+            }
+            socket.close();
+        } else {
+            socket.abort();
+        }
+        let grace = if healthy { CLOSE_GRACE } else { Duration::ZERO };
+        self.closing.push(Closing {
+            handle: tc.handle,
+            deadline: now + net_duration(grace),
+            polled: false,
+        });
+        Some(tc)
+    }
+
+    /// The muxs connection is up: the held session becomes the station's flag.
+    fn tc_connected(&mut self, env: &mut Env<'_>) {
+        let started = self.tc_end_conn(env.now).map(|c| c.started);
+        if let Some(s) = started {
+            let us = u32::try_from(s.elapsed().as_micros()).unwrap_or(u32::MAX);
+            env.sink.tc_latencies_us.push(us);
+            self.metrics.tc_latency_total_us += u64::from(us);
+        }
+        self.tc.retries = 0;
+        self.tc.due = None;
+        self.station.set_tc_connected(env.vnow, true);
+        self.outcome.tc_sessions += 1;
+        self.outcome.tc_connected = true;
+        self.outcome.record("TC ok".into());
+        env.sink.changes += 1;
+        self.after_station(env);
+        self.refresh_outcome();
+    }
+
+    /// A TC attempt failed: back off, or give up and trigger CUPS (`tc_continue`).
+    fn tc_failed(
+        &mut self,
+        env: &mut Env<'_>,
+        f: TcFailure,
+        started: Option<std::time::Instant>,
+    ) {
+        if let Some(s) = started {
+            let us = u64::try_from(s.elapsed().as_micros()).unwrap_or(u64::MAX);
+            self.metrics.tc_latency_total_us += us;
+        }
+        tracing::debug!(gateway = self.index, failure = ?f, retries = self.tc.retries, "TC attempt failed");
+        self.outcome.tc_failures += 1;
+        self.outcome.tc_connected = false;
+        if self.station.tc_connected() {
+            self.station.set_tc_connected(env.vnow, false);
+        }
+        let give_up = f.gives_up() || self.tc.retries >= TC_MAX_RETRIES;
+        if give_up {
+            self.tc.stopped = true;
+            self.tc.retries = 0;
+            self.tc.due = None;
+            self.station.trigger(env.vnow, None);
+            self.outcome.record(format!("TC fail {} -> CUPS", f.name()));
+        } else {
+            self.tc.due = Some(
+                env.vnow
+                    .as_millis()
+                    .saturating_add(millis(backoff(self.tc.retries))),
+            );
+            self.tc.retries += 1;
+            self.outcome.record(format!("TC fail {}", f.name()));
+        }
+        env.sink.changes += 1;
+        self.after_station(env);
+    }
+}
+
+/// `tc.uri` of the regular set.
+fn tc_uri_file() -> FileId {
+    FileId::cred(CredKind::Tc, CredSet::Reg.into(), CredFile::Uri)
+}
+
+/// One pass over a TC connection: establish → upgrade request, transport → TLS → WebSocket,
+/// WebSocket → TLS → transport.
+fn drive_tc_conn(
+    tc: &mut TcConn,
+    socket: &mut tcp::Socket<'_>,
+    metrics: &mut GatewayMetrics,
+) -> TcTurn {
+    let mut progress = false;
+    if !tc.established {
+        match socket.state() {
+            tcp::State::Established | tcp::State::CloseWait => {
+                tc.established = true;
+                progress = true;
+                let out = tc.exchange.take_output();
+                tc.session.write_plaintext(&out);
+            }
+            tcp::State::Closed => return TcTurn::Failed(TcFailure::Connect),
+            _ => return TcTurn::Idle,
+        }
+    }
+    let mut result: Option<TcTurn> = None;
+    loop {
+        let mut moved = false;
+        if socket.can_recv() {
+            let session = &mut tc.session;
+            let r = socket.recv(|buf| match session.read_transport(buf) {
+                Ok(n) => (n, Ok(n)),
+                Err(e) => (0, Err(e)),
+            });
+            match r {
+                Ok(Ok(n)) if n > 0 => {
+                    metrics.tc_bytes_rx += n as u64;
+                    moved = true;
+                }
+                Ok(Ok(_)) | Err(_) => {}
+                Ok(Err(e)) => {
+                    tracing::debug!("TC: {e}");
+                    let f = if tc.session.is_handshaking() {
+                        TcFailure::Tls
+                    } else {
+                        TcFailure::Closed
+                    };
+                    return TcTurn::Failed(f);
+                }
+            }
+        }
+        let mut buf = [0u8; PLAINTEXT_CHUNK];
+        loop {
+            match tc.session.read_plaintext(&mut buf) {
+                PlainRead::Data(n) => {
+                    moved = true;
+                    match tc.exchange.push(buf.get(..n).unwrap_or_default()) {
+                        TcProgress::Pending => {}
+                        TcProgress::VersionSent => {}
+                        TcProgress::Acknowledged | TcProgress::RouterConfig => {
+                            result = Some(TcTurn::Connected);
+                        }
+                        TcProgress::Muxs(u) => result = Some(TcTurn::Muxs(u)),
+                        TcProgress::Failed(f) => return TcTurn::Failed(f),
+                    }
+                    let out = tc.exchange.take_output();
+                    if !out.is_empty() {
+                        tc.session.write_plaintext(&out);
+                    }
+                    if result.is_some() {
+                        break;
+                    }
+                }
+                PlainRead::WouldBlock => break,
+                PlainRead::Eof { .. } => {
+                    return TcTurn::Failed(if tc.session.is_handshaking() {
+                        TcFailure::Tls
+                    } else {
+                        TcFailure::Closed
+                    });
+                }
+            }
+        }
+        if let Some(r) = result {
+            return r;
+        }
+        if !moved {
+            break;
+        }
+        progress = true;
+    }
+    // The peer closed (FIN after all data, or RST).
+    let fin = !socket.may_recv() && socket.recv_queue() == 0;
+    if socket.state() == tcp::State::Closed || fin {
+        let _ = tc.session.transport_eof();
+        return TcTurn::Failed(if tc.session.is_handshaking() {
+            TcFailure::Tls
+        } else {
+            TcFailure::Closed
+        });
+    }
+    while tc.session.wants_write() && socket.can_send() {
+        let session = &mut tc.session;
+        let n = socket
+            .send(|buf| {
+                let n = session.write_transport(buf);
+                (n, n)
+            })
+            .unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        metrics.tc_bytes_tx += n as u64;
+        progress = true;
+    }
+    if progress {
+        TcTurn::Progress
+    } else {
+        TcTurn::Idle
     }
 }
 

@@ -23,6 +23,9 @@
 //! | [`net`] | addresses, the queue [`net::Port`] device, the [`net::FaultInjector`] middleware, the [`net::Uplink`] |
 //! | [`tls`] | rustls client config from a station's credential files; sans-IO byte pumping |
 //! | [`http`] | the response head parser, with the station's rules (`Content-Length` or empty) |
+//! | [`ws`] | a sans-IO WebSocket codec (upgrade handshake, frames with limits) |
+//! | [`tc`] | the gateway side of the TC (LNS) link: URI, token lines, the router-info / muxs exchange |
+//! | [`lns`] | a minimal LNS endpoint on loopback (router-info + muxs, client-cert / token auth) |
 //! | [`clock`] | real time for the network, virtual time for station timers |
 //! | [`update`] | what "running" an update does to a simulated gateway |
 //! | [`fleet`] | gateways, the event loop, [`fleet::Fleet::run_until`] |
@@ -45,11 +48,14 @@ pub mod clock;
 pub mod factory;
 pub mod fleet;
 pub mod http;
+pub mod lns;
 pub mod net;
 pub mod report;
 pub mod scenario;
+pub mod tc;
 pub mod tls;
 pub mod update;
+pub mod ws;
 
 mod gateway;
 

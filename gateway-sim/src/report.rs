@@ -90,6 +90,13 @@ pub struct GatewayOutcome {
     pub history: Vec<String>,
     /// Results beyond [`MAX_HISTORY`].
     pub history_dropped: u32,
+    /// Successful TC (LNS) connects: router-info + muxs + `version` acknowledged
+    /// ([`crate::FleetConfig::tc_connect`]).
+    pub tc_sessions: u32,
+    /// Failed TC attempts.
+    pub tc_failures: u32,
+    /// The TC session is held now (the station's `tc_connected`).
+    pub tc_connected: bool,
 }
 
 impl GatewayOutcome {
@@ -115,6 +122,12 @@ pub struct GatewayMetrics {
     pub latency_max_us: u64,
     /// Interactions that negotiated TLS 1.3.
     pub tls13: u32,
+    /// TC (LNS) bytes sent (TLS records).
+    pub tc_bytes_tx: u64,
+    /// TC bytes received.
+    pub tc_bytes_rx: u64,
+    /// Sum of TC attempt latencies (router-info connect to connected or failed), microseconds.
+    pub tc_latency_total_us: u64,
     /// Link fault statistics.
     pub link: FaultStats,
 }
@@ -154,6 +167,20 @@ pub struct Summary {
     pub creds_rejected: u64,
     /// TC restarts.
     pub tc_restarts: u64,
+    /// Gateways holding a TC session now.
+    pub tc_connected: u32,
+    /// Successful TC connects.
+    pub tc_sessions: u64,
+    /// Failed TC attempts.
+    pub tc_failures: u64,
+    /// TC bytes sent by gateways.
+    pub tc_bytes_tx: u64,
+    /// TC bytes received by gateways.
+    pub tc_bytes_rx: u64,
+    /// TC connect latency (router-info start to connected) percentiles, milliseconds.
+    pub tc_latency_p50_ms: f64,
+    /// 99th percentile.
+    pub tc_latency_p99_ms: f64,
     /// Bytes sent by gateways.
     pub bytes_tx: u64,
     /// Bytes received by gateways.
@@ -246,10 +273,15 @@ impl Report {
             s.creds_stored += u64::from(g.creds_stored);
             s.creds_rejected += u64::from(g.creds_rejected);
             s.tc_restarts += u64::from(g.tc_restarts);
+            s.tc_connected += u32::from(g.tc_connected);
+            s.tc_sessions += u64::from(g.tc_sessions);
+            s.tc_failures += u64::from(g.tc_failures);
         }
         for m in &metrics {
             s.bytes_tx += m.bytes_tx;
             s.bytes_rx += m.bytes_rx;
+            s.tc_bytes_tx += m.tc_bytes_tx;
+            s.tc_bytes_rx += m.tc_bytes_rx;
             s.packets_lost += m.link.lost;
             s.cuts += u64::from(m.link.cuts);
         }
@@ -264,6 +296,13 @@ impl Report {
             metrics,
             uplink,
         }
+    }
+
+    /// Record the TC connect latencies (microseconds).
+    pub fn set_tc_latencies(&mut self, mut latencies_us: Vec<u32>) {
+        latencies_us.sort_unstable();
+        self.summary.tc_latency_p50_ms = percentile_ms(&latencies_us, 0.50);
+        self.summary.tc_latency_p99_ms = percentile_ms(&latencies_us, 0.99);
     }
 
     /// Record the simulator's CPU time (see [`Summary::sim_cpu_s`]).
@@ -313,6 +352,17 @@ impl Report {
                     String::new()
                 },
             );
+            if g.tc_sessions > 0 || g.tc_failures > 0 || g.tc_connected {
+                // Only with TC on, so snapshots of CUPS-only runs keep their format.
+                out.pop();
+                let _ = writeln!(
+                    out,
+                    " lns={}/{}/{}",
+                    g.tc_sessions,
+                    g.tc_failures,
+                    if g.tc_connected { "up" } else { "down" }
+                );
+            }
         }
         let s = &self.summary;
         let _ = writeln!(
@@ -335,6 +385,13 @@ impl Report {
             s.tc_restarts,
             s.failures,
         );
+        if s.tc_sessions > 0 || s.tc_failures > 0 {
+            let _ = writeln!(
+                out,
+                "lns connected={} sessions={} failures={}",
+                s.tc_connected, s.tc_sessions, s.tc_failures
+            );
+        }
         out
     }
 
@@ -393,6 +450,22 @@ impl Report {
             ),
         );
         row(&mut out, "tc restarts", s.tc_restarts.to_string());
+        if s.tc_sessions > 0 || s.tc_failures > 0 {
+            row(
+                &mut out,
+                "lns (tc)",
+                format!(
+                    "connected {}, sessions {}, failures {}, bytes sent {}, received {}, connect ms p50 {:.1}, p99 {:.1}",
+                    s.tc_connected,
+                    s.tc_sessions,
+                    s.tc_failures,
+                    s.tc_bytes_tx,
+                    s.tc_bytes_rx,
+                    s.tc_latency_p50_ms,
+                    s.tc_latency_p99_ms
+                ),
+            );
+        }
         row(
             &mut out,
             "bytes",
