@@ -851,12 +851,7 @@ impl Gateway {
     }
 
     /// A TC attempt failed: back off, or give up and trigger CUPS (`tc_continue`).
-    fn tc_failed(
-        &mut self,
-        env: &mut Env<'_>,
-        f: TcFailure,
-        started: Option<std::time::Instant>,
-    ) {
+    fn tc_failed(&mut self, env: &mut Env<'_>, f: TcFailure, started: Option<std::time::Instant>) {
         if let Some(s) = started {
             let us = u64::try_from(s.elapsed().as_micros()).unwrap_or(u64::MAX);
             self.metrics.tc_latency_total_us += us;

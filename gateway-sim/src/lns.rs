@@ -298,7 +298,9 @@ struct Shared {
 
 impl Shared {
     fn state(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn close_all(&self) {
@@ -317,7 +319,9 @@ pub struct LnsServer {
 
 impl std::fmt::Debug for LnsServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LnsServer").field("addr", &self.addr).finish_non_exhaustive()
+        f.debug_struct("LnsServer")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
     }
 }
 
@@ -525,7 +529,8 @@ impl Reader {
         match s.read(&mut chunk) {
             Ok(0) => Ok(false),
             Ok(n) => {
-                self.buf.extend_from_slice(chunk.get(..n).unwrap_or_default());
+                self.buf
+                    .extend_from_slice(chunk.get(..n).unwrap_or_default());
                 Ok(true)
             }
             Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(false),
@@ -556,8 +561,7 @@ impl Reader {
 
 fn send(s: &mut Tls, op: Opcode, payload: &[u8]) -> Result<(), ConnError> {
     let mut out = Vec::with_capacity(payload.len() + 4);
-    ws::encode_frame(&mut out, op, payload, None)
-        .map_err(|e| ConnError::Refused(e.to_string()))?;
+    ws::encode_frame(&mut out, op, payload, None).map_err(|e| ConnError::Refused(e.to_string()))?;
     s.write_all(&out)?;
     s.flush()?;
     Ok(())
@@ -642,7 +646,11 @@ fn refuse(s: &mut Tls, status: u16, reason: &str) {
 }
 
 /// The connection's credentials → who it is.
-fn identify(conn: &ServerConnection, req: &ws::UpgradeRequest, shared: &Shared) -> Result<Who, String> {
+fn identify(
+    conn: &ServerConnection,
+    req: &ws::UpgradeRequest,
+    shared: &Shared,
+) -> Result<Who, String> {
     if let Some(leaf) = conn.peer_certificates().and_then(<[_]>::first) {
         // The chain was verified by rustls against the client roots.
         return cert_eui(leaf.as_ref())
@@ -682,12 +690,16 @@ pub fn cert_eui(der: &[u8]) -> Option<Eui64> {
         .iter_common_name()
         .filter_map(|a| a.as_str().ok())
         .find_map(|t| Eui64::parse(t).ok());
-    let san = cert.subject_alternative_name().ok().flatten().and_then(|s| {
-        s.value.general_names.iter().find_map(|n| match n {
-            x509_parser::extensions::GeneralName::URI(u) => eui_from_urn(u),
-            _ => None,
-        })
-    });
+    let san = cert
+        .subject_alternative_name()
+        .ok()
+        .flatten()
+        .and_then(|s| {
+            s.value.general_names.iter().find_map(|n| match n {
+                x509_parser::extensions::GeneralName::URI(u) => eui_from_urn(u),
+                _ => None,
+            })
+        });
     match (cn, san) {
         (Some(a), Some(b)) if a != b => None,
         (Some(e), _) | (None, Some(e)) => Some(e),
@@ -737,19 +749,30 @@ fn router_info(
         match r.frame(s)? {
             None => return Err(ConnError::Eof("router-info request")),
             Some(f) if f.opcode == Opcode::Text => break f,
-            Some(f) if f.opcode == Opcode::Close => return Err(ConnError::Eof("router-info request")),
+            Some(f) if f.opcode == Opcode::Close => {
+                return Err(ConnError::Eof("router-info request"));
+            }
             Some(_) => {}
         }
     };
     let msg: serde_json::Value = serde_json::from_slice(&frame.payload).unwrap_or_default();
-    let raw = msg.get("router").cloned().unwrap_or(serde_json::Value::Null);
+    let raw = msg
+        .get("router")
+        .cloned()
+        .unwrap_or(serde_json::Value::Null);
     let router = parse_router(&raw);
     let refusal = match router {
         None => Some("bad router id".to_owned()),
         Some(eui) if who.eui.is_some_and(|w| w != eui) => {
             Some("router not authorised by these credentials".to_owned())
         }
-        Some(eui) if shared.cfg.routers.as_ref().is_some_and(|set| !set.contains(&eui)) => {
+        Some(eui)
+            if shared
+                .cfg
+                .routers
+                .as_ref()
+                .is_some_and(|set| !set.contains(&eui)) =>
+        {
             Some("unknown router".to_owned())
         }
         Some(_) => None,
@@ -806,7 +829,13 @@ fn muxs(
     let refusal = match router {
         None => Some("bad router id in path"),
         Some(eui) if who.eui.is_some_and(|w| w != eui) => Some("router not authorised"),
-        Some(eui) if shared.cfg.routers.as_ref().is_some_and(|set| !set.contains(&eui)) => {
+        Some(eui)
+            if shared
+                .cfg
+                .routers
+                .as_ref()
+                .is_some_and(|set| !set.contains(&eui)) =>
+        {
             Some("unknown router")
         }
         Some(_) => None,
@@ -838,7 +867,10 @@ fn muxs(
             Ok(Some(f)) => f,
             Ok(None) => break Ok(()),
             Err(ConnError::Io(e))
-                if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) =>
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
             {
                 tracing::debug!(router = %name, "muxs idle: closing");
                 close(s, r);
@@ -854,8 +886,7 @@ fn muxs(
                 break Ok(());
             }
             Opcode::Text if !connected => {
-                let msg: serde_json::Value =
-                    serde_json::from_slice(&f.payload).unwrap_or_default();
+                let msg: serde_json::Value = serde_json::from_slice(&f.payload).unwrap_or_default();
                 if msg.get("msgtype").and_then(|v| v.as_str()) != Some("version") {
                     tracing::debug!(router = %name, "muxs: message before version ignored");
                     continue;
@@ -913,9 +944,18 @@ mod tests {
     #[test]
     fn router_forms() {
         let e = Eui64::new(0x0016_c001_ff10_a235).unwrap();
-        assert_eq!(parse_router(&serde_json::json!("16:c001:ff10:a235")), Some(e));
-        assert_eq!(parse_router(&serde_json::json!("0016c001ff10a235")), Some(e));
-        assert_eq!(parse_router(&serde_json::json!(0x0016_c001_ff10_a235u64)), Some(e));
+        assert_eq!(
+            parse_router(&serde_json::json!("16:c001:ff10:a235")),
+            Some(e)
+        );
+        assert_eq!(
+            parse_router(&serde_json::json!("0016c001ff10a235")),
+            Some(e)
+        );
+        assert_eq!(
+            parse_router(&serde_json::json!(0x0016_c001_ff10_a235u64)),
+            Some(e)
+        );
         assert_eq!(parse_router(&serde_json::json!(0)), None);
         assert_eq!(parse_router(&serde_json::json!("x")), None);
         assert_eq!(parse_router(&serde_json::json!(null)), None);

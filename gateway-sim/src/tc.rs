@@ -135,7 +135,9 @@ pub fn parse_ws_uri(uri: &str, path: bool) -> Result<WsUri, UriError> {
     if port == 0 {
         return Err(UriError::Port);
     }
-    if p.bytes().any(|b| b.is_ascii_whitespace() || b.is_ascii_control()) {
+    if p.bytes()
+        .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+    {
         return Err(UriError::Path);
     }
     Ok(WsUri {
@@ -290,12 +292,26 @@ impl TcExchange {
     /// ([`token_header_lines`]); `nonce` seeds the WebSocket key and masks.
     #[must_use]
     pub fn router_info(router: Eui64, uri: &WsUri, token: &[u8], nonce: [u8; 16]) -> Self {
-        Self::new(Stage::RouterInfo, router, uri, ROUTER_INFO_PATH, token, nonce, String::new())
+        Self::new(
+            Stage::RouterInfo,
+            router,
+            uri,
+            ROUTER_INFO_PATH,
+            token,
+            nonce,
+            String::new(),
+        )
     }
 
     /// The muxs connection to `uri`; `version` = the JSON `version` message to send.
     #[must_use]
-    pub fn muxs(router: Eui64, uri: &WsUri, token: &[u8], nonce: [u8; 16], version: String) -> Self {
+    pub fn muxs(
+        router: Eui64,
+        uri: &WsUri,
+        token: &[u8],
+        nonce: [u8; 16],
+        version: String,
+    ) -> Self {
         Self::new(Stage::Muxs, router, uri, &uri.path, token, nonce, version)
     }
 
@@ -485,7 +501,10 @@ mod tests {
     #[test]
     fn uris() {
         let u = parse_ws_uri("wss://lns.example:6038", false).unwrap();
-        assert_eq!((u.tls, u.host.as_str(), u.port, u.path.as_str()), (true, "lns.example", 6038, ""));
+        assert_eq!(
+            (u.tls, u.host.as_str(), u.port, u.path.as_str()),
+            (true, "lns.example", 6038, "")
+        );
         assert_eq!(u.host_port(), "lns.example:6038");
         let u = parse_ws_uri("WS://[::1]:80/traffic/1:2:3:4", true).unwrap();
         assert_eq!((u.tls, u.host.as_str(), u.port), (false, "::1", 80));
@@ -544,7 +563,10 @@ mod tests {
             router_info_answer(br#"{"router":"::1","uri":"https://h:1/x"}"#),
             TcProgress::Failed(TcFailure::Protocol)
         );
-        assert_eq!(router_info_answer(b"[1]"), TcProgress::Failed(TcFailure::Protocol));
+        assert_eq!(
+            router_info_answer(b"[1]"),
+            TcProgress::Failed(TcFailure::Protocol)
+        );
     }
 
     #[test]
@@ -589,7 +611,13 @@ mod tests {
         ws::encode_frame(&mut pong, Opcode::Pong, VERSION_PING, None).unwrap();
         assert_eq!(y.push(&pong), TcProgress::Acknowledged);
         let mut rc = Vec::new();
-        ws::encode_frame(&mut rc, Opcode::Text, br#"{"msgtype":"router_config"}"#, None).unwrap();
+        ws::encode_frame(
+            &mut rc,
+            Opcode::Text,
+            br#"{"msgtype":"router_config"}"#,
+            None,
+        )
+        .unwrap();
         assert_eq!(y.push(&rc), TcProgress::RouterConfig);
     }
 }

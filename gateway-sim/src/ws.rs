@@ -252,7 +252,11 @@ pub fn decode_frame(buf: &[u8], max_payload: usize) -> Result<Option<(Frame, usi
     };
     let payload = match key {
         None => data.to_vec(),
-        Some(k) => data.iter().zip(k.iter().cycle()).map(|(b, m)| b ^ m).collect(),
+        Some(k) => data
+            .iter()
+            .zip(k.iter().cycle())
+            .map(|(b, m)| b ^ m)
+            .collect(),
     };
     Ok(Some((
         Frame {
@@ -282,7 +286,13 @@ pub fn accept_key(key: &str) -> String {
 
 /// Append a client upgrade request for `path` on `host_port` (the `Host` header); `extra` =
 /// raw header lines, each ending in `\r\n` (the station's token lines).
-pub fn write_client_request(out: &mut Vec<u8>, host_port: &str, path: &str, key: &str, extra: &[u8]) {
+pub fn write_client_request(
+    out: &mut Vec<u8>,
+    host_port: &str,
+    path: &str,
+    key: &str,
+    extra: &[u8],
+) {
     out.extend_from_slice(b"GET ");
     out.extend_from_slice(path.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\nHost: ");
@@ -365,7 +375,8 @@ fn head_end(buf: &[u8]) -> Result<Option<usize>, HandshakeError> {
 
 /// Split a head into its first line and headers.
 fn split_head(head: &[u8]) -> Result<(&str, Vec<(String, String)>), HandshakeError> {
-    let text = std::str::from_utf8(head).map_err(|_| HandshakeError::Malformed { what: "not UTF-8" })?;
+    let text =
+        std::str::from_utf8(head).map_err(|_| HandshakeError::Malformed { what: "not UTF-8" })?;
     let mut lines = text.split("\r\n");
     let first = lines.next().unwrap_or_default();
     let mut headers = Vec::new();
@@ -376,11 +387,13 @@ fn split_head(head: &[u8]) -> Result<(&str, Vec<(String, String)>), HandshakeErr
         if headers.len() >= MAX_HEADERS {
             return Err(HandshakeError::TooManyHeaders);
         }
-        let (name, value) = line
-            .split_once(':')
-            .ok_or(HandshakeError::Malformed { what: "header line without ':'" })?;
+        let (name, value) = line.split_once(':').ok_or(HandshakeError::Malformed {
+            what: "header line without ':'",
+        })?;
         if name.is_empty() || name.bytes().any(|b| b.is_ascii_whitespace()) {
-            return Err(HandshakeError::Malformed { what: "header name" });
+            return Err(HandshakeError::Malformed {
+                what: "header name",
+            });
         }
         headers.push((name.to_owned(), value.trim().to_owned()));
     }
@@ -405,7 +418,9 @@ pub fn parse_request(buf: &[u8]) -> Result<Option<(UpgradeRequest, usize)>, Hand
     let (Some("GET"), Some(path), Some("HTTP/1.1"), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
     else {
-        return Err(HandshakeError::Malformed { what: "request line" });
+        return Err(HandshakeError::Malformed {
+            what: "request line",
+        });
     };
     if !path.starts_with('/') {
         return Err(HandshakeError::Malformed { what: "path" });
@@ -471,7 +486,9 @@ pub fn parse_response(buf: &[u8], key: &str) -> Result<Option<usize>, HandshakeE
         .strip_prefix("HTTP/1.1 ")
         .and_then(|r| r.get(..3))
         .and_then(|s| s.parse::<u16>().ok())
-        .ok_or(HandshakeError::Malformed { what: "status line" })?;
+        .ok_or(HandshakeError::Malformed {
+            what: "status line",
+        })?;
     if status != 101 {
         return Err(HandshakeError::Status { status });
     }
@@ -507,7 +524,9 @@ pub fn fuzz_frames(data: &[u8]) {
         let mut out = Vec::new();
         if encode_frame(&mut out, frame.opcode, &frame.payload, Some([1, 2, 3, 4])).is_ok() {
             let again = decode_frame(&out, MAX_FRAME_PAYLOAD);
-            assert!(matches!(again, Ok(Some((ref f, n))) if f.payload == frame.payload && n == out.len()));
+            assert!(
+                matches!(again, Ok(Some((ref f, n))) if f.payload == frame.payload && n == out.len())
+            );
         }
         rest = rest.get(used..).unwrap_or_default();
     }
@@ -617,7 +636,13 @@ mod tests {
     fn handshake_round_trip() {
         let key = client_key([7; 16]);
         let mut req = Vec::new();
-        write_client_request(&mut req, "lns:6038", "/router-info", &key, b"Authorization: Bearer x\r\n");
+        write_client_request(
+            &mut req,
+            "lns:6038",
+            "/router-info",
+            &key,
+            b"Authorization: Bearer x\r\n",
+        );
         assert_eq!(parse_request(&req[..req.len() - 1]).unwrap(), None);
         let (r, n) = parse_request(&req).unwrap().unwrap();
         assert_eq!(n, req.len());

@@ -180,7 +180,11 @@ fn lns_router_info_muxs_and_refusals_over_real_sockets() {
     assert_eq!(close.opcode, Opcode::Close);
     drop(s);
 
-    let path = uri.split_once(&format!("{}", addr.port())).unwrap().1.to_owned();
+    let path = uri
+        .split_once(&format!("{}", addr.port()))
+        .unwrap()
+        .1
+        .to_owned();
     let mut s = connect(&g, addr, Some(creds.clone())).unwrap();
     let mut buf = upgrade(&mut s, &path, b"").unwrap();
     send_text(
@@ -194,17 +198,31 @@ fn lns_router_info_muxs_and_refusals_over_real_sockets() {
     ws::encode_frame(&mut ping, Opcode::Ping, b"p", Some([5; 4])).unwrap();
     s.write_all(&ping).unwrap();
     let pong = read_frame(&mut s, &mut buf).unwrap();
-    assert_eq!((pong.opcode, pong.payload.as_slice()), (Opcode::Pong, &b"p"[..]));
+    assert_eq!(
+        (pong.opcode, pong.payload.as_slice()),
+        (Opcode::Pong, &b"p"[..])
+    );
     let stats = lns.gateways()[&e0].clone();
     assert_eq!(
-        (stats.router_info, stats.muxs, stats.rejected, stats.connected),
+        (
+            stats.router_info,
+            stats.muxs,
+            stats.rejected,
+            stats.connected
+        ),
         (1, 1, 0, true)
     );
     assert_eq!(stats.auth, Some(LnsAuth::ClientCert));
     assert_eq!(stats.last_version.as_deref(), Some("2.0.6(test)"));
     // Client close → server close → stats say closed.
     let mut close = Vec::new();
-    ws::encode_frame(&mut close, Opcode::Close, &1000u16.to_be_bytes(), Some([7; 4])).unwrap();
+    ws::encode_frame(
+        &mut close,
+        Opcode::Close,
+        &1000u16.to_be_bytes(),
+        Some([7; 4]),
+    )
+    .unwrap();
     s.write_all(&close).unwrap();
     assert_eq!(read_frame(&mut s, &mut buf).unwrap().opcode, Opcode::Close);
     assert!(wait_for(|| !lns.gateways()[&e0].connected));
@@ -221,7 +239,12 @@ fn lns_router_info_muxs_and_refusals_over_real_sockets() {
         send_text(&mut s, &serde_json::json!({ "router": router }).to_string());
         let answer = json(&read_frame(&mut s, &mut buf).unwrap());
         assert_eq!(answer["router"], router);
-        assert!(answer["uri"].as_str().unwrap().ends_with(&e1.id6().to_string()));
+        assert!(
+            answer["uri"]
+                .as_str()
+                .unwrap()
+                .ends_with(&e1.id6().to_string())
+        );
     }
     assert_eq!(lns.gateways()[&e1].auth, Some(LnsAuth::Token));
 
@@ -257,9 +280,11 @@ fn lns_router_info_muxs_and_refusals_over_real_sockets() {
     let mut s = connect(&g, addr, Some(creds.clone())).unwrap();
     assert_eq!(upgrade(&mut s, "/nope", b""), Err(404));
     let events = lns.events();
-    assert!(events.iter().any(
-        |e| matches!(e, LnsEvent::Rejected { reason, .. } if reason == "token refused")
-    ));
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, LnsEvent::Rejected { reason, .. } if reason == "token refused"))
+    );
     assert!(events.iter().any(|e| matches!(
         e,
         LnsEvent::MuxsConnected { auth: LnsAuth::ClientCert, version, .. } if version == "2.0.6(test)"
@@ -309,7 +334,9 @@ fn home(g: &Golden, ca: &DeviceCa, cups_uri: &str, tc_uri: &str, e: Eui64, mode:
                 Eui64::new(e.as_u64() ^ 0xFFFF).unwrap()
             };
             let (cert, key) = ca.mint(who);
-            store.with(f(CredFile::Cert), cert).with(f(CredFile::Key), key)
+            store
+                .with(f(CredFile::Cert), cert)
+                .with(f(CredFile::Key), key)
         }
         Mode::Token => store.with(
             f(CredFile::Key),
@@ -353,7 +380,10 @@ fn fleet_proves_tc_credentials_cert_and_token_and_wrong_ones_fail() {
         _ => Mode::WrongToken,
     };
     let Setup {
-        mut fleet, lns, cups, ..
+        mut fleet,
+        lns,
+        cups,
+        ..
     } = setup(N, mode);
     let good = 60;
     let r = fleet.run_until(
@@ -373,7 +403,10 @@ fn fleet_proves_tc_credentials_cert_and_token_and_wrong_ones_fail() {
         let o = gw.outcome();
         match mode(id.index) {
             Mode::Cert | Mode::Token => {
-                assert!(o.tc_connected && o.tc_sessions == 1 && o.tc_failures == 0, "{o:?}");
+                assert!(
+                    o.tc_connected && o.tc_sessions == 1 && o.tc_failures == 0,
+                    "{o:?}"
+                );
                 assert!(gw.station().tc_connected());
                 let s = &stats[&id.eui];
                 let auth = if mode(id.index) == Mode::Cert {
@@ -383,12 +416,21 @@ fn fleet_proves_tc_credentials_cert_and_token_and_wrong_ones_fail() {
                 };
                 assert_eq!((s.router_info, s.muxs, s.rejected), (1, 1, 0), "{s:?}");
                 assert_eq!(s.auth, Some(auth));
-                assert_eq!(s.last_version.as_deref(), Some(gateway_sim::STATION_VERSION));
+                assert_eq!(
+                    s.last_version.as_deref(),
+                    Some(gateway_sim::STATION_VERSION)
+                );
             }
             Mode::WrongCert => {
-                assert!(!o.tc_connected && o.tc_sessions == 0 && o.tc_failures >= 1, "{o:?}");
+                assert!(
+                    !o.tc_connected && o.tc_sessions == 0 && o.tc_failures >= 1,
+                    "{o:?}"
+                );
                 // Rejected at router-info: the station gives up at once and asks CUPS.
-                assert!(o.history.iter().any(|h| h == "TC fail rejected -> CUPS"), "{o:?}");
+                assert!(
+                    o.history.iter().any(|h| h == "TC fail rejected -> CUPS"),
+                    "{o:?}"
+                );
                 assert!(stats[&id.eui].rejected >= 1);
             }
             Mode::WrongToken => {
@@ -421,9 +463,8 @@ fn cups_per_gateway(fleet: &mut Fleet, d: Duration) -> f64 {
 #[test]
 fn lns_outage_falls_back_to_cups_polling_and_recovers() {
     const N: u32 = 12;
-    let Setup {
-        mut fleet, lns, ..
-    } = setup(N, |i| if i % 2 == 0 { Mode::Cert } else { Mode::Token });
+    let Setup { mut fleet, lns, .. } =
+        setup(N, |i| if i % 2 == 0 { Mode::Cert } else { Mode::Token });
     let r = fleet.run_until(|f| f.tc_connected_count() == N, BUDGET);
     assert_eq!(r, RunResult::Done, "{}", fleet.report().summary_table());
 
@@ -439,11 +480,17 @@ fn lns_outage_falls_back_to_cups_polling_and_recovers() {
     let down = cups_per_gateway(&mut fleet, HOUR);
     let report = fleet.report();
     eprintln!("CUPS interactions per gateway and hour: TC up {up}, LNS down {down}");
-    assert!(down >= 5.0, "{down} CUPS interactions per gateway with the LNS down");
+    assert!(
+        down >= 5.0,
+        "{down} CUPS interactions per gateway with the LNS down"
+    );
     assert_eq!(report.summary.tc_connected, 0);
     for gw in fleet.gateways() {
         let o = gw.outcome();
-        assert!(o.tc_failures >= 2 * gateway_sim::tc::TC_MAX_RETRIES, "{o:?}");
+        assert!(
+            o.tc_failures >= 2 * gateway_sim::tc::TC_MAX_RETRIES,
+            "{o:?}"
+        );
         assert!(!o.tc_connected);
     }
 
@@ -455,6 +502,9 @@ fn lns_outage_falls_back_to_cups_polling_and_recovers() {
         assert!(s.muxs >= 2, "{e}: {s:?}");
     }
     let after = cups_per_gateway(&mut fleet, HOUR);
-    assert!(after <= 1.0, "{after} CUPS interactions per gateway after recovery");
+    assert!(
+        after <= 1.0,
+        "{after} CUPS interactions per gateway after recovery"
+    );
     lns.stop();
 }

@@ -141,6 +141,11 @@ pub trait Admin {
     fn server_addr(&self) -> SocketAddr;
     /// The CUPS URI the server sends gateways without their own (its `CUPS_URI`).
     fn cups_uri(&self) -> String;
+    /// The TC URI the server sends gateways without their own (its `TC_URI`), if set.
+    fn tc_uri(&self) -> Option<String>;
+    /// The server's PKI (CUPS trust, signing keys; the gateway CA and server identity an LNS
+    /// uses).
+    fn pki(&self) -> &cups_host_server::pki::Pki;
     /// The CUPS trust anchor stations hold (DER or PEM).
     fn cups_trust(&self) -> Vec<u8>;
     /// The update-verification keys stations hold (`sig-N.key`, 64 bytes each).

@@ -330,6 +330,14 @@ impl Admin for CliAdmin {
         self.settings.cups_uri.clone()
     }
 
+    fn tc_uri(&self) -> Option<String> {
+        self.settings.tc_uri.clone()
+    }
+
+    fn pki(&self) -> &Pki {
+        &self.pki
+    }
+
     fn cups_trust(&self) -> Vec<u8> {
         self.pki.trust_der(ClientUsage::Cups).to_vec()
     }

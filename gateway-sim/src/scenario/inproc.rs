@@ -26,6 +26,8 @@ use crate::factory::FactoryCa;
 
 /// The CUPS URI gateways are given (the simulator routes its port to the server).
 pub const INPROC_CUPS_URI: &str = "https://localhost:16050";
+/// The TC URI gateways are given (the simulator routes its port to its LNS).
+pub const INPROC_TC_URI: &str = "wss://localhost:6887";
 
 /// The server running.
 struct Running {
@@ -109,12 +111,6 @@ impl InProcessAdmin {
         admin.start_server()?;
         Ok(admin)
     }
-
-    /// The PKI (server identity for an LNS, trust).
-    #[must_use]
-    pub fn pki(&self) -> &Arc<Pki> {
-        &self.pki
-    }
 }
 
 impl Admin for InProcessAdmin {
@@ -131,6 +127,14 @@ impl Admin for InProcessAdmin {
 
     fn cups_uri(&self) -> String {
         INPROC_CUPS_URI.into()
+    }
+
+    fn tc_uri(&self) -> Option<String> {
+        self.service.settings().tc_uri.clone()
+    }
+
+    fn pki(&self) -> &Pki {
+        &self.pki
     }
 
     fn cups_trust(&self) -> Vec<u8> {

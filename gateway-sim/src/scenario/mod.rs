@@ -28,6 +28,7 @@
 pub mod admin;
 pub mod cli_admin;
 pub mod inproc;
+pub mod tc_side;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -42,6 +43,7 @@ use serde::Serialize;
 pub use admin::{Admin, AdminError, FirmwareImage, OutageMode, ServerGateway};
 pub use cli_admin::{CliAdmin, CliSettings, StoreSpec};
 pub use inproc::InProcessAdmin;
+pub use tc_side::{TcSide, TcSideError};
 
 use crate::factory::{BootstrapSet, FACTORY_PACKAGE, FactoryCa, FactoryError};
 use crate::net::Routes;
@@ -65,6 +67,11 @@ pub const MAX_LISTED_FAILURES: usize = 10;
 pub const ROLLOUT_VERSION: &str = "2.0.0";
 /// The version of the image the bad-signature scenario corrupts.
 pub const BAD_VERSION: &str = "9.9.9";
+/// Simulated time over which CUPS polling is measured before and during an LNS outage.
+pub const LNS_OUTAGE_SPAN: Duration = Duration::from_secs(3600);
+/// Fewest CUPS requests per gateway during [`LNS_OUTAGE_SPAN`] without an LNS (the station
+/// asks CUPS after every failed round of TC retries, so about one a minute or a few).
+pub const LNS_OUTAGE_MIN_REQUESTS: u32 = 5;
 
 /// A scenario.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize)]
@@ -302,6 +309,9 @@ pub enum ScenarioError {
     /// A URI the runner needs has no usable port.
     #[error("{0}: no port")]
     Uri(String),
+    /// The LNS side.
+    #[error(transparent)]
+    Tc(#[from] TcSideError),
 }
 
 /// How to run scenarios.
@@ -321,6 +331,9 @@ pub struct RunnerConfig {
     pub phase_budget: Duration,
     /// Interactions in flight at most.
     pub max_in_flight: usize,
+    /// Run LNS endpoints and have gateways connect to their TC URI (when the server sends
+    /// one: [`Admin::tc_uri`]).
+    pub tc: bool,
 }
 
 impl RunnerConfig {
@@ -335,6 +348,7 @@ impl RunnerConfig {
             migrate_tc_uri: "wss://localhost:6897".into(),
             phase_budget: DEFAULT_PHASE_BUDGET,
             max_in_flight: crate::fleet::DEFAULT_MAX_IN_FLIGHT,
+            tc: true,
         }
     }
 }
@@ -363,6 +377,8 @@ pub struct Runner<A: Admin> {
     progress: Option<ProgressFn>,
     /// Latencies already attributed to earlier phases.
     latencies_seen: usize,
+    /// The LNS side, when TC runs.
+    tc: Option<TcSide>,
 }
 
 impl<A: Admin> std::fmt::Debug for Runner<A> {
@@ -420,15 +436,28 @@ impl<A: Admin> Runner<A> {
             homes.push(set.home(&factory.mint(eui)?));
             euis.push(eui);
         }
+        let tc = match admin.tc_uri() {
+            Some(uri) if config.tc => {
+                let port = uri_port(&uri).ok_or(ScenarioError::Uri(uri))?;
+                let migrate = uri_port(&config.migrate_tc_uri)
+                    .ok_or_else(|| ScenarioError::Uri(config.migrate_tc_uri.clone()))?;
+                Some(TcSide::start(admin.pki(), &[port, migrate])?)
+            }
+            _ => None,
+        };
         let mut fc = FleetConfig::new(config.gateways, config.seed, admin.server_addr());
         fc.first_eui = config.first_eui;
         fc.max_in_flight = config.max_in_flight;
+        fc.tc_connect = tc.is_some();
         let mut homes = homes.into_iter();
         let mut fleet = Fleet::new(fc, |_| homes.next().unwrap_or_default())?;
         let mut routes = Routes::none();
         let cups_ports = vec![cups_port, migrate_port];
         for &p in &cups_ports {
             routes.set(p, Some(admin.server_addr()))?;
+        }
+        if let Some(t) = &tc {
+            t.add_routes(&mut routes)?;
         }
         fleet.set_routes(routes);
         Ok(Self {
@@ -441,6 +470,7 @@ impl<A: Admin> Runner<A> {
             phases: Vec::new(),
             progress: None,
             latencies_seen: 0,
+            tc,
         })
     }
 
@@ -496,16 +526,7 @@ impl<A: Admin> Runner<A> {
             Scenario::Rollout => self.rollout(),
             Scenario::BadSignature => self.bad_signature(),
             Scenario::ServerOutage => self.server_outage(),
-            Scenario::LnsOutage => {
-                self.phases.push(PhaseSummary {
-                    name: Scenario::LnsOutage.name().into(),
-                    skipped: Some(
-                        "needs the simulator's TC (LNS) side, which is not in this build".into(),
-                    ),
-                    ..PhaseSummary::default()
-                });
-                Ok(())
-            }
+            Scenario::LnsOutage => self.lns_outage(),
         }
     }
 
@@ -672,16 +693,57 @@ impl<A: Admin> Runner<A> {
         Ok(server)
     }
 
+    /// Whether TC runs.
+    #[must_use]
+    pub fn tc_enabled(&self) -> bool {
+        self.tc.is_some()
+    }
+
+    /// The LNS side, when TC runs.
+    #[must_use]
+    pub fn tc_side(&self) -> Option<&TcSide> {
+        self.tc.as_ref()
+    }
+
+    /// Per gateway (when TC runs): the TC session is up and the current LNS saw its muxs
+    /// connection.
+    fn check_tc(&self, verdicts: &mut [Option<String>]) {
+        let Some(tc) = &self.tc else { return };
+        let seen = tc.gateways(tc.current());
+        for (g, v) in self.fleet.gateways().zip(verdicts.iter_mut()) {
+            if v.is_some() {
+                continue;
+            }
+            let o = g.outcome();
+            if !o.tc_connected {
+                *v = Some(format!(
+                    "no TC session ({} sessions, {} failures)",
+                    o.tc_sessions, o.tc_failures
+                ));
+            } else if seen.get(&g.id().eui).is_none_or(|s| s.muxs == 0) {
+                *v = Some(format!(
+                    "LNS {} never saw its muxs connection",
+                    tc.current()
+                ));
+            }
+        }
+    }
+
     fn first_boot(&mut self) -> Result<(), ScenarioError> {
         let name = Scenario::FirstBoot.name();
         let start = self.start(name);
-        // REG/BAK without URI → BOOT (own creds) → REG (proves them).
+        let tc = self.tc.is_some();
+        // REG/BAK without URI → BOOT (own creds) → REG (proves them); TC connects.
         let r = self.run_each(name, &start.base, |_, g| {
             let o = g.outcome();
-            o.done >= 2 && o.status == GatewayStatus::Done && o.credset == "REG"
+            o.done >= 2
+                && o.status == GatewayStatus::Done
+                && o.credset == "REG"
+                && (!tc || o.tc_connected)
         });
         let mut verdicts = vec![None; self.euis.len()];
         self.check_server_state(&mut verdicts)?;
+        self.check_tc(&mut verdicts);
         let notes = vec![format!("run: {r:?}")];
         self.finish(&start, verdicts, notes);
         Ok(())
@@ -712,6 +774,7 @@ impl<A: Admin> Runner<A> {
             })
             .collect();
         self.check_server_state(&mut verdicts)?;
+        self.check_tc(&mut verdicts);
         let requests: u32 = self
             .fleet
             .gateways()
@@ -738,9 +801,10 @@ impl<A: Admin> Runner<A> {
         });
         // ... and a later request with the new credentials confirms it.
         let mid = outcomes(&self.fleet);
+        let tc = self.tc.is_some();
         let r2 = self.run_each(name, &mid, |b, g| {
             let o = g.outcome();
-            o.done > b.done && o.status == GatewayStatus::Done
+            o.done > b.done && o.status == GatewayStatus::Done && (!tc || o.tc_connected)
         });
         let r = (r1, r2);
         let mut verdicts: Vec<Option<String>> = self
@@ -755,12 +819,15 @@ impl<A: Admin> Runner<A> {
                     Some("TC credentials not renewed".into())
                 } else if o.tc_restarts == b.tc_restarts {
                     Some("no TC restart".into())
+                } else if tc && o.tc_sessions <= b.tc_sessions {
+                    Some("no new TC session with the renewed TC credentials".into())
                 } else {
                     None
                 }
             })
             .collect();
         self.check_server_state(&mut verdicts)?;
+        self.check_tc(&mut verdicts);
         self.finish(&start, verdicts, vec![format!("runs: {r:?}")]);
         Ok(())
     }
@@ -773,9 +840,15 @@ impl<A: Admin> Runner<A> {
             self.config.migrate_tc_uri.clone(),
         );
         self.admin.set_uris(&self.euis, Some(&cups), Some(&tc))?;
-        let r1 = self.run_each(name, &start.base, |_, g| {
+        let tc_on = self.tc.is_some();
+        let r1 = self.run_each(name, &start.base, |b, g| {
+            let o = g.outcome();
             reg_file(g, CredKind::Cups, CredFile::Uri).as_deref() == Some(cups.as_str())
+                && (!tc_on || (o.tc_connected && o.tc_sessions > b.tc_sessions))
         });
+        if let Some(t) = self.tc.as_mut() {
+            t.switch_to(1);
+        }
         // Cut every CUPS port but the new one: the next poll must still be served.
         let new_port = uri_port(&cups).ok_or_else(|| ScenarioError::Uri(cups.clone()))?;
         let old: Vec<u16> = self
@@ -819,6 +892,7 @@ impl<A: Admin> Runner<A> {
             })
             .collect();
         self.check_server_state(&mut verdicts)?;
+        self.check_tc(&mut verdicts);
         let notes = vec![
             format!("CUPS {} -> {cups}, TC -> {tc}", self.admin.cups_uri()),
             format!("old CUPS port(s) {old:?} cut afterwards; runs: {r1:?}, {r2:?}"),
@@ -872,6 +946,7 @@ impl<A: Admin> Runner<A> {
             })
             .collect();
         self.check_server_state(&mut verdicts)?;
+        self.check_tc(&mut verdicts);
         self.admin.remove_firmware(&id)?;
         let notes = vec![format!(
             "firmware {id}: {} -> {target} (signed), runs: {r1:?}, {r2:?}",
@@ -920,6 +995,7 @@ impl<A: Admin> Runner<A> {
             })
             .collect();
         self.check_server_state(&mut verdicts)?;
+        self.check_tc(&mut verdicts);
         // Let the server's firmware catalogue forget the image before the next phase.
         std::thread::sleep(self.admin.catalogue_delay());
         let notes = vec![format!(
@@ -978,6 +1054,7 @@ impl<A: Admin> Runner<A> {
             })
             .collect();
         self.check_server_state(&mut verdicts)?;
+        self.check_tc(&mut verdicts);
         let failed: u32 = during
             .iter()
             .zip(&start.base)
@@ -995,6 +1072,71 @@ impl<A: Admin> Runner<A> {
             ),
             format!("server back on {addr}"),
         ];
+        self.finish(&start, verdicts, notes);
+        Ok(())
+    }
+
+    fn lns_outage(&mut self) -> Result<(), ScenarioError> {
+        let name = Scenario::LnsOutage.name();
+        if self.tc.is_none() {
+            self.phases.push(PhaseSummary {
+                name: name.into(),
+                skipped: Some("TC is off (no TC URI on the server, or --no-tc)".into()),
+                ..PhaseSummary::default()
+            });
+            return Ok(());
+        }
+        let start = self.start(name);
+        // CUPS polling with the LNS up ...
+        let r1 = self.run_span(name, LNS_OUTAGE_SPAN);
+        let up = outcomes(&self.fleet);
+        // ... and while it is down.
+        if let Some(t) = &self.tc {
+            t.set_available(false);
+        }
+        self.fleet.drop_tc_sessions();
+        let r2 = self.run_span(name, LNS_OUTAGE_SPAN);
+        let down = outcomes(&self.fleet);
+        if let Some(t) = &self.tc {
+            t.set_available(true);
+        }
+        let r3 = self.run_each(name, &down, |_, g| g.outcome().tc_connected);
+        let per = |a: &[GatewayOutcome], b: &[GatewayOutcome]| -> Vec<u32> {
+            a.iter()
+                .zip(b)
+                .map(|(x, y)| y.interactions - x.interactions)
+                .collect()
+        };
+        let before = per(&start.base, &up);
+        let during = per(&up, &down);
+        let mut verdicts: Vec<Option<String>> = self
+            .fleet
+            .gateways()
+            .zip(&before)
+            .zip(&during)
+            .map(|((g, &b), &d)| {
+                let o = g.outcome();
+                if d < LNS_OUTAGE_MIN_REQUESTS {
+                    Some(format!(
+                        "{d} CUPS requests in the outage hour (before: {b}): no fallback to 1-minute polling"
+                    ))
+                } else if !o.tc_connected {
+                    Some("did not reconnect to the LNS".into())
+                } else {
+                    None
+                }
+            })
+            .collect();
+        self.check_server_state(&mut verdicts)?;
+        self.check_tc(&mut verdicts);
+        let hours = LNS_OUTAGE_SPAN.as_secs_f64() / 3600.0;
+        let n = self.euis.len().max(1) as f64;
+        let avg = |v: &[u32]| f64::from(v.iter().sum::<u32>()) / n / hours;
+        let notes = vec![format!(
+            "CUPS requests per gateway and hour: LNS up {:.2}, LNS down {:.2}; runs: {r1:?}, {r2:?}, {r3:?}",
+            avg(&before),
+            avg(&during)
+        )];
         self.finish(&start, verdicts, notes);
         Ok(())
     }
