@@ -183,6 +183,10 @@ pub struct PhaseSummary {
     pub updates_rejected: u64,
     /// Credential blobs stored.
     pub creds_stored: u64,
+    /// Gateways holding a TC (LNS) session at the end of the phase.
+    pub tc_connected: u32,
+    /// TC sessions established during the phase.
+    pub tc_sessions: u64,
     /// Real time, seconds.
     pub real_s: f64,
     /// Simulated time, seconds.
@@ -224,7 +228,7 @@ impl ScenarioReport {
         let _ = writeln!(out, "scenario {} against {}", self.scenario, self.server);
         let _ = writeln!(
             out,
-            "{:<26} {:>5} {:>6} {:>8} {:>6} {:>10} {:>8} {:>8} {:>8} {:>7} {:>5} {:>5} {:>8}",
+            "{:<14} {:>5} {:>6} {:>8} {:>6} {:>10} {:>8} {:>8} {:>8} {:>7} {:>5} {:>5} {:>5} {:>8}",
             "phase",
             "done",
             "failed",
@@ -237,16 +241,17 @@ impl ScenarioReport {
             "retries",
             "bak",
             "boot",
+            "tc up",
             "real s"
         );
         for p in &self.phases {
             if let Some(why) = &p.skipped {
-                let _ = writeln!(out, "{:<26} skipped: {why}", p.name);
+                let _ = writeln!(out, "{:<14} skipped: {why}", p.name);
                 continue;
             }
             let _ = writeln!(
                 out,
-                "{:<26} {:>5} {:>6} {:>8} {:>6} {:>10} {:>8.1} {:>8.1} {:>8.1} {:>7} {:>5} {:>5} {:>8.2}",
+                "{:<14} {:>5} {:>6} {:>8} {:>6} {:>10} {:>8.1} {:>8.1} {:>8.1} {:>7} {:>5} {:>5} {:>5} {:>8.2}",
                 p.name,
                 p.gateways_done,
                 p.gateways_failed,
@@ -259,6 +264,7 @@ impl ScenarioReport {
                 p.retries,
                 p.fallbacks_backup,
                 p.fallbacks_boot,
+                p.tc_connected,
                 p.real_s
             );
         }
@@ -631,6 +637,8 @@ impl<A: Admin> Runner<A> {
         p.updates_applied = s.updates_applied.saturating_sub(b.updates_applied);
         p.updates_rejected = s.updates_rejected.saturating_sub(b.updates_rejected);
         p.creds_stored = s.creds_stored.saturating_sub(b.creds_stored);
+        p.tc_connected = s.tc_connected;
+        p.tc_sessions = s.tc_sessions.saturating_sub(b.tc_sessions);
         let lat = self.fleet.latencies_us();
         let mut phase: Vec<u32> = lat.get(self.latencies_seen..).unwrap_or_default().to_vec();
         self.latencies_seen = lat.len();
@@ -1070,7 +1078,14 @@ impl<A: Admin> Runner<A> {
                 OUTAGE_SPAN.as_secs_f64() / 60.0,
                 f64::from(failed) / self.euis.len().max(1) as f64
             ),
-            format!("server back on {addr}"),
+            format!(
+                "server back on {addr}; {}",
+                if self.tc.is_some() {
+                    "with the LNS connected a failed CUPS request is retried on the 24 h interval (the station's rule), so about one failure per gateway"
+                } else {
+                    "without an LNS the station retries CUPS every minute"
+                }
+            ),
         ];
         self.finish(&start, verdicts, notes);
         Ok(())

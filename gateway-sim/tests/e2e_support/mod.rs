@@ -25,6 +25,8 @@ pub const GATEWAYS: u32 = 50;
 pub const SEED: u64 = 42;
 /// TC URI the server sends by default.
 pub const TC_URI: &str = "wss://localhost:6887";
+/// TC URI the migration moves gateways to (`RunnerConfig` default).
+pub const MIGRATED_TC_URI: &str = "wss://localhost:6897";
 
 /// The `cups-server` binary, built once per test process.
 pub fn cups_server() -> PathBuf {
@@ -100,10 +102,10 @@ pub fn every_scenario(store: StoreSpec, dir: &std::path::Path) {
         "every scenario has its phase"
     );
     for p in &report.phases {
-        if p.skipped.is_none() {
-            assert_eq!(p.gateways_done, GATEWAYS, "{}: {table}", p.name);
-        }
+        assert_eq!(p.skipped, None, "{}: {table}", p.name);
+        assert_eq!(p.gateways_done, GATEWAYS, "{}: {table}", p.name);
     }
+    assert!(runner.tc_enabled(), "TC runs in the end-to-end tests");
 
     // The final state, checked here again from both sides.
     let euis = runner.euis().to_vec();
@@ -134,6 +136,15 @@ pub fn every_scenario(store: StoreSpec, dir: &std::path::Path) {
             o.updates_rejected >= 1,
             "{eui}: the corrupted image was never rejected"
         );
+        // TC: the session is up on the LNS the migration moved it to.
+        assert!(o.tc_connected, "{eui}: {o:?}");
+        let lns = runner.tc_side().expect("TC").gateways(1);
+        assert!(
+            lns.get(&eui).is_some_and(|s| s.muxs >= 1),
+            "{eui}: {:?}",
+            lns.get(&eui)
+        );
+        assert_eq!(s.tc_uri.as_deref(), Some(MIGRATED_TC_URI), "{eui}");
     }
 }
 
