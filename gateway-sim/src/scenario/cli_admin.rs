@@ -104,11 +104,17 @@ impl CliAdmin {
     /// # Errors
     /// An [`AdminError`].
     pub fn new(
-        settings: CliSettings,
+        mut settings: CliSettings,
         factory_ca_pem: Option<&str>,
         serve: bool,
         external: Option<SocketAddr>,
     ) -> Result<Self, AdminError> {
+        // Commands run in `work_dir`: relative paths mean the caller's working directory.
+        settings.cert_path =
+            std::path::absolute(&settings.cert_path).map_err(io("--cert-path"))?;
+        if let StoreSpec::Fs(dir) = &mut settings.store {
+            *dir = std::path::absolute(&*dir).map_err(io("--data-dir"))?;
+        }
         let paths = PkiPaths::new(&settings.cert_path);
         if !paths.ca_cert().exists() {
             let mut a = Self::command(&settings, &["init"]);
