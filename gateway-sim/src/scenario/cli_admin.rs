@@ -78,6 +78,8 @@ pub struct CliAdmin {
     /// The `serve` child, when owned.
     child: Option<Child>,
     owns_server: bool,
+    /// Commands this `cups-server` lacked (their store / per-EUI fallback ran instead).
+    fallbacks: Vec<String>,
 }
 
 impl std::fmt::Debug for CliAdmin {
@@ -110,8 +112,7 @@ impl CliAdmin {
         external: Option<SocketAddr>,
     ) -> Result<Self, AdminError> {
         // Commands run in `work_dir`: relative paths mean the caller's working directory.
-        settings.cert_path =
-            std::path::absolute(&settings.cert_path).map_err(io("--cert-path"))?;
+        settings.cert_path = std::path::absolute(&settings.cert_path).map_err(io("--cert-path"))?;
         if let StoreSpec::Fs(dir) = &mut settings.store {
             *dir = std::path::absolute(&*dir).map_err(io("--data-dir"))?;
         }
@@ -143,6 +144,7 @@ impl CliAdmin {
             addr: external.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0))),
             child: None,
             owns_server: serve,
+            fallbacks: Vec::new(),
         };
         if serve {
             admin.start_server()?;
@@ -191,14 +193,15 @@ impl CliAdmin {
     }
 
     /// Run `args`; `Ok(None)` when this `cups-server` does not know the command or a flag.
-    fn run_new(&self, args: &[&str]) -> Result<Option<String>, AdminError> {
+    fn run_new(&mut self, args: &[&str]) -> Result<Option<String>, AdminError> {
         match self.run(args) {
             Ok(out) => Ok(Some(out)),
             Err(AdminError::Command { usage: true, .. }) => {
-                tracing::info!(
-                    command = args.first().copied().unwrap_or_default(),
-                    "cups-server lacks this command: falling back to the store"
-                );
+                let command = args.get(..2).unwrap_or_default().join(" ");
+                tracing::info!(%command, "cups-server lacks this command: falling back");
+                if !self.fallbacks.contains(&command) {
+                    self.fallbacks.push(command);
+                }
                 Ok(None)
             }
             Err(e) => Err(e),
@@ -283,6 +286,14 @@ fn parse_list(json: &str) -> Result<BTreeMap<Eui64, ServerGateway>, AdminError> 
     Ok(out)
 }
 
+/// Fuzz entry: `gateway list --json` output of any bytes never panics.
+#[doc(hidden)]
+pub fn fuzz_gateway_list(data: &[u8]) {
+    if let Ok(text) = std::str::from_utf8(data) {
+        let _ = parse_list(text);
+    }
+}
+
 /// Read `serve`'s stdout until the listening line.
 fn wait_listening(child: &mut Child) -> Result<SocketAddr, AdminError> {
     let stdout = child.stdout.take().ok_or(AdminError::Output {
@@ -313,7 +324,15 @@ fn wait_listening(child: &mut Child) -> Result<SocketAddr, AdminError> {
 
 impl Admin for CliAdmin {
     fn describe(&self) -> String {
-        if self.owns_server {
+        let fallbacks = if self.fallbacks.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; this cups-server lacks `{}` (fallbacks used)",
+                self.fallbacks.join("`, `")
+            )
+        };
+        let what = if self.owns_server {
             format!(
                 "`{} serve` child process on {} (outage: the process is killed and restarted)",
                 self.settings.bin.display(),
@@ -325,7 +344,8 @@ impl Admin for CliAdmin {
                 self.addr,
                 self.settings.bin.display()
             )
-        }
+        };
+        what + &fallbacks
     }
 
     fn server_addr(&self) -> SocketAddr {
@@ -553,6 +573,15 @@ mod tests {
         assert_eq!(b.cups_crc, None);
         assert!(b.bootstrap_open);
         assert!(parse_list("{}").is_err());
+        for bad in [
+            &b"[{\"eui\":\"0016c001ff100000\",\"cups_cred\":{\"crc\":-1}}]"[..],
+            b"[{\"eui\":1}]",
+            b"[null]",
+            b"\xff\xfe",
+            b"[",
+        ] {
+            fuzz_gateway_list(bad);
+        }
         assert!(parse_list(r#"[{"eui":"zz"}]"#).is_err());
     }
 }
