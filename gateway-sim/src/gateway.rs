@@ -431,7 +431,9 @@ impl Gateway {
                 // The station restarts its TC engine at once with the new URI/credentials.
                 self.tc.stopped = false;
                 self.tc.retries = 0;
-                self.tc.due = Some(env.vnow.as_millis());
+                if env.tc_connect {
+                    self.tc.due = Some(env.vnow.as_millis());
+                }
             }
             StationEvent::BackupCreated { .. } => o.backups += 1,
             StationEvent::InteractionDone { cups_changed, .. } => {
@@ -644,8 +646,13 @@ impl Gateway {
 
     /// Start a due TC attempt; `true` if a connection opened.
     fn tc_maybe_start(&mut self, env: &mut Env<'_>) -> bool {
+        if !env.tc_connect {
+            // Never leave a due attempt behind that nobody will start (it would stay due).
+            self.tc.due = None;
+            return false;
+        }
         self.tc_arm(env);
-        if !env.tc_connect || self.tc.conn.is_some() || self.station.is_interacting() {
+        if self.tc.conn.is_some() || self.station.is_interacting() {
             return false;
         }
         match self.tc.due {

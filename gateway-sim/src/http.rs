@@ -274,6 +274,32 @@ fn read_dec(s: &[u8]) -> Option<u64> {
     )
 }
 
+/// Fuzz entry: feed `data` whole and split at a point chosen by its first byte; where both
+/// reads succeed they must see the same status, body and end.
+pub fn fuzz_response(data: &[u8]) {
+    fn run(parts: &[&[u8]]) -> Option<(Option<u16>, Vec<u8>, bool)> {
+        let mut p = ResponseParser::new();
+        let (mut status, mut body, mut end) = (None, Vec::new(), false);
+        for part in parts {
+            p.push(part, &mut |ev| match ev {
+                HttpEvent::Head { status: s, .. } => status = Some(s),
+                HttpEvent::Body(b) => body.extend_from_slice(b),
+                HttpEvent::End => end = true,
+            })
+            .ok()?;
+        }
+        Some((status, body, end))
+    }
+    let at = data.first().map_or(0, |&b| usize::from(b)).min(data.len());
+    let (a, b) = data.split_at(at);
+    if let (Some(x), Some(y)) = (run(&[data]), run(&[a, b])) {
+        assert_eq!(x.0, y.0);
+        if x.2 && y.2 {
+            assert_eq!(x.1, y.1);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

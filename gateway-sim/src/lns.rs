@@ -6,8 +6,9 @@
 //!    `{"router":<as received>,"muxs":"muxs-::0","uri":"wss://<public_host>:<port>/traffic/<id6>"}`,
 //!    or `{"router":<as received>,"error":"..."}` for an unknown or unauthorised router;
 //! 2. the muxs WebSocket on `/traffic/<id6>`: the station sends `{"msgtype":"version",...}`;
-//!    the endpoint answers with [`LnsConfig::router_config`] if set and keeps the socket open
-//!    until the client closes, [`IDLE_TIMEOUT`] passes, or the server stops.
+//!    the endpoint answers with [`LnsConfig::router_config`] if set, answers pings, and keeps
+//!    the socket open until the client closes, [`LnsConfig::idle_timeout`] passes, or the
+//!    server stops.
 //!
 //! Authentication, per connection: a TLS client certificate chaining to
 //! [`LnsConfig::client_roots`] whose identity (CN, or a `urn:dev:mac:` SAN URI, as the CUPS
@@ -40,7 +41,7 @@ use crate::ws::{self, Opcode};
 pub const MAX_CONNECTIONS: usize = 4096;
 /// Time allowed for the TLS handshake, the upgrade and the router-info exchange.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// A muxs connection that sends nothing this long is closed.
+/// Default [`LnsConfig::idle_timeout`].
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 /// Events kept by [`LnsServer::events`] (older ones are dropped).
 pub const MAX_EVENTS: usize = 10_000;
@@ -74,6 +75,9 @@ pub struct LnsConfig {
     pub router_config: Option<String>,
     /// Routers served (`None`: any authenticated router); others get a router-info `error`.
     pub routers: Option<BTreeSet<Eui64>>,
+    /// A muxs connection that sends nothing this long is closed (`None`: never; a real
+    /// station without radio traffic is silent after its `version` message).
+    pub idle_timeout: Option<Duration>,
 }
 
 impl std::fmt::Debug for LnsConfig {
@@ -101,6 +105,7 @@ impl Clone for LnsConfig {
             allow_unauthenticated: self.allow_unauthenticated,
             router_config: self.router_config.clone(),
             routers: self.routers.clone(),
+            idle_timeout: self.idle_timeout,
         }
     }
 }
@@ -125,6 +130,7 @@ impl LnsConfig {
             allow_unauthenticated: false,
             router_config: None,
             routers: None,
+            idle_timeout: Some(IDLE_TIMEOUT),
         }
     }
 
@@ -407,11 +413,11 @@ impl LnsServer {
         self.shared.close_all();
         // Wake the blocking accept.
         let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
-        if let Some(h) = self.accept.take() {
-            if let Ok(workers) = h.join() {
-                for w in workers {
-                    let _ = w.join();
-                }
+        if let Some(h) = self.accept.take()
+            && let Ok(workers) = h.join()
+        {
+            for w in workers {
+                let _ = w.join();
             }
         }
     }
@@ -859,7 +865,7 @@ fn muxs(
     ws::write_server_accept(&mut out, &req.key);
     s.write_all(&out)?;
     s.flush()?;
-    s.sock.set_read_timeout(Some(IDLE_TIMEOUT))?;
+    s.sock.set_read_timeout(shared.cfg.idle_timeout)?;
     let name = eui.canonical().to_string();
     let mut connected = false;
     let result = loop {

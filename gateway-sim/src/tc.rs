@@ -467,16 +467,15 @@ pub fn router_info_answer(payload: &[u8]) -> TcProgress {
 /// The `version` message a simulated station sends on the muxs connection.
 #[must_use]
 pub fn version_message(station: &str, model: &str, package: &str) -> String {
-    serde_json::json!({
-        "msgtype": "version",
-        "station": station,
-        "firmware": package,
-        "package": package,
-        "model": model,
-        "protocol": MUXS_PROTOCOL_VERSION,
-        "features": "rmtsh",
-    })
-    .to_string()
+    // Field order as the station writes it (`tc_muxs_connection`).
+    let q = |s: &str| serde_json::Value::from(s).to_string();
+    format!(
+        r#"{{"msgtype":"version","station":{},"firmware":{},"package":{},"model":{},"protocol":{MUXS_PROTOCOL_VERSION},"features":"rmtsh"}}"#,
+        q(station),
+        q(package),
+        q(package),
+        q(model)
+    )
 }
 
 /// Fuzz entry: the URI parser, the token normaliser and the router-info reader.

@@ -374,7 +374,10 @@ fn head_end(buf: &[u8]) -> Result<Option<usize>, HandshakeError> {
 }
 
 /// Split a head into its first line and headers.
-fn split_head(head: &[u8]) -> Result<(&str, Vec<(String, String)>), HandshakeError> {
+/// Header lines as (name, value).
+type Headers = Vec<(String, String)>;
+
+fn split_head(head: &[u8]) -> Result<(&str, Headers), HandshakeError> {
     let text =
         std::str::from_utf8(head).map_err(|_| HandshakeError::Malformed { what: "not UTF-8" })?;
     let mut lines = text.split("\r\n");

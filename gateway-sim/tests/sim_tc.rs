@@ -508,3 +508,153 @@ fn lns_outage_falls_back_to_cups_polling_and_recovers() {
     );
     lns.stop();
 }
+
+#[test]
+fn tc_credentials_from_cups_connect_and_a_tc_update_reconnects_at_once() {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use cups_core::crc::crc32;
+    use cups_core::response::ResponseParts;
+
+    const N: u32 = 16;
+    let g = Arc::new(Golden::load());
+    let ca = Arc::new(DeviceCa::new());
+    let lns = LnsServer::start(lns_config(&g, &ca)).unwrap();
+    let tc_uri = format!("wss://localhost:{}", lns.local_addr().port());
+    // The TC blob of (router, generation): golden CA trust, a client cert minted for the router.
+    let generation = Arc::new(AtomicU32::new(0));
+    type Blobs = Mutex<HashMap<(Eui64, u32), Vec<u8>>>;
+    let blobs: Arc<Blobs> = Arc::default();
+    let cups = {
+        let (g, ca, generation, blobs, tc_uri) = (
+            g.clone(),
+            ca.clone(),
+            generation.clone(),
+            blobs.clone(),
+            tc_uri.clone(),
+        );
+        TestServer::start(g.server_tls(&[]), move |req| {
+            let key = (req.router, generation.load(Ordering::SeqCst));
+            let blob = blobs
+                .lock()
+                .unwrap()
+                .entry(key)
+                .or_insert_with(|| {
+                    let (cert, k) = ca.mint(req.router);
+                    common::blob(&g.ca_der, &cert, &k)
+                })
+                .clone();
+            let tc_cred = (req.tc_crc != crc32(&blob)).then_some(&blob[..]);
+            let uri = (req.tc_uri.as_deref() != Some(tc_uri.as_str())).then_some(tc_uri.as_str());
+            CupsResponse::encode(
+                &ResponseParts {
+                    tc_uri: uri,
+                    tc_cred,
+                    ..ResponseParts::default()
+                },
+                &[],
+            )
+        })
+    };
+    let cups_uri = cups.uri();
+    let mut config = FleetConfig::new(N, 9, cups.addr);
+    config.tc_connect = true;
+    // Homes without any TC file: CUPS provides them.
+    let mut fleet = Fleet::new(config, |_| g.home(&cups_uri)).unwrap();
+    fleet.set_routes(Routes::same_port("127.0.0.1".parse().unwrap()).unwrap());
+    let r = fleet.run_until(|f| f.tc_connected_count() == N, BUDGET);
+    assert_eq!(r, RunResult::Done, "{}", fleet.report().summary_table());
+    for gw in fleet.gateways() {
+        let o = gw.outcome();
+        assert_eq!(
+            (o.tc_restarts, o.tc_sessions, o.tc_failures),
+            (1, 1, 0),
+            "{o:?}"
+        );
+        assert_eq!(o.tc_uri.as_deref(), Some(tc_uri.as_str()));
+        assert_eq!(o.history.last().map(String::as_str), Some("TC ok"), "{o:?}");
+    }
+
+    // New TC credentials: the next CUPS interaction stores them and TC restarts at once.
+    generation.store(1, Ordering::SeqCst);
+    for i in 0..N {
+        fleet.with_station(i, |s, now| s.trigger(now, Some(Duration::ZERO)));
+    }
+    let r = fleet.run_until(
+        |f| {
+            f.gateways()
+                .all(|g| g.outcome().tc_sessions == 2 && g.outcome().tc_connected)
+        },
+        BUDGET,
+    );
+    assert_eq!(r, RunResult::Done, "{}", fleet.report().summary_table());
+    for gw in fleet.gateways() {
+        let o = gw.outcome();
+        assert_eq!((o.tc_restarts, o.tc_failures), (2, 0), "{o:?}");
+        let s = &lns.gateways()[&gw.id().eui];
+        assert_eq!(
+            (s.router_info, s.muxs, s.auth),
+            (2, 2, Some(LnsAuth::ClientCert))
+        );
+    }
+    lns.stop();
+}
+
+#[test]
+fn lns_closes_an_idle_muxs_connection() {
+    let g = Golden::load();
+    let ca = DeviceCa::new();
+    let mut cfg = lns_config(&g, &ca);
+    cfg.idle_timeout = Some(Duration::from_millis(300));
+    let lns = LnsServer::start(cfg).unwrap();
+    let e = eui(5);
+    let mut s = connect(&g, lns.local_addr(), Some(ca.mint(e))).unwrap();
+    let mut buf = upgrade(&mut s, &format!("/traffic/{}", e.id6()), b"").unwrap();
+    send_text(&mut s, r#"{"msgtype":"version","station":"idle"}"#);
+    let t0 = Instant::now();
+    let close = read_frame(&mut s, &mut buf).unwrap();
+    assert_eq!(close.opcode, Opcode::Close);
+    assert!(t0.elapsed() >= Duration::from_millis(250));
+    assert!(wait_for(|| !lns.gateways()[&e].connected));
+    assert!(
+        lns.events()
+            .iter()
+            .any(|ev| matches!(ev, LnsEvent::Closed { .. }))
+    );
+    lns.stop();
+}
+
+#[test]
+fn same_seed_same_tc_outcome() {
+    let snapshot = || {
+        let Setup { mut fleet, lns, .. } = setup(10, |i| match i % 4 {
+            0 | 1 => Mode::Cert,
+            2 => Mode::Token,
+            _ => Mode::WrongToken,
+        });
+        // 5 s of station time: the boot CUPS interaction, TC, and for a wrong token two
+        // failures (backoff 0, then 10 s).
+        let r = fleet.run_for(Duration::from_secs(5), BUDGET);
+        assert_eq!(r, RunResult::Done, "{}", fleet.report().summary_table());
+        assert_eq!(fleet.tc_connected_count(), 8);
+        let port = lns.local_addr().port().to_string();
+        lns.stop();
+        // Certificates are minted per run: their CRCs differ, the rest must not.
+        fleet
+            .report()
+            .outcome_snapshot()
+            .replace(&port, "PORT")
+            .split(' ')
+            .filter(|t| !t.starts_with("tcc="))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let (a, b) = (snapshot(), snapshot());
+    assert!(
+        a.contains("lns=1/0/up") && a.contains("lns=0/2/down"),
+        "{a}"
+    );
+    assert_eq!(a, b);
+}
