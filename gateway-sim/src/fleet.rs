@@ -690,6 +690,13 @@ impl Fleet {
         true
     }
 
+    /// Every interaction latency so far, microseconds, in the order interactions ended
+    /// (a scenario phase takes the slice since its start).
+    #[must_use]
+    pub fn latencies_us(&self) -> &[u32] {
+        &self.sink.latencies_us
+    }
+
     /// The report so far.
     #[must_use]
     pub fn report(&self) -> Report {

@@ -30,6 +30,8 @@
 //! | [`update`] | what "running" an update does to a simulated gateway |
 //! | [`fleet`] | gateways, the event loop, [`fleet::Fleet::run_until`] |
 //! | [`report`] | per-gateway outcome (deterministic) and metrics (latencies, bytes) |
+//! | [`factory`] | the simulated manufacturer: factory CA, per-EUI certificates, bootstrap homes |
+//! | [`scenario`] | scenarios against a real server: phases, per-gateway checks, the [`scenario::Admin`] side |
 //!
 //! **Time.** Station timers run on virtual time: while any interaction is in flight it advances
 //! with real time (so connection timeouts mean what they say); when no gateway is interacting
@@ -43,11 +45,13 @@
 //! is the same for the same seed; latencies and byte counts are not part of it.
 
 pub mod clock;
+pub mod factory;
 pub mod fleet;
 pub mod http;
 pub mod lns;
 pub mod net;
 pub mod report;
+pub mod scenario;
 pub mod tc;
 pub mod tls;
 pub mod update;

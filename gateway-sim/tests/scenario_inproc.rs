@@ -1,0 +1,65 @@
+//! Scenarios against the in-process server (`InProcessAdmin`, what `demo` runs): every
+//! scenario with TC, and the server outage without TC (1-minute CUPS retries).
+
+use gateway_sim::factory::FactoryCa;
+use gateway_sim::scenario::inproc::INPROC_TC_URI;
+use gateway_sim::scenario::{
+    InProcessAdmin, OUTAGE_SPAN, OutageMode, Runner, RunnerConfig, Scenario,
+};
+
+const GATEWAYS: u32 = 12;
+
+#[test]
+fn every_scenario_in_process_with_tc() {
+    let factory = FactoryCa::generate().unwrap();
+    let admin = InProcessAdmin::start(&factory, Some(INPROC_TC_URI.into())).unwrap();
+    let mut runner = Runner::new(admin, &factory, RunnerConfig::new(GATEWAYS, 7)).unwrap();
+    assert!(runner.tc_enabled());
+    runner.run(Scenario::All).unwrap();
+    let report = runner.report(Scenario::All);
+    let table = report.summary_table();
+    println!("{table}");
+    assert!(report.passed(), "{table}");
+    assert_eq!(report.outage_mode, OutageMode::StopServer);
+    assert_eq!(report.phases.len(), Scenario::SEQUENCE.len());
+    for p in &report.phases {
+        assert_eq!(p.skipped, None, "{table}");
+        assert_eq!(
+            (p.gateways_done, p.gateways_failed),
+            (GATEWAYS, 0),
+            "{table}"
+        );
+        assert_eq!(p.tc_connected, GATEWAYS, "{}: {table}", p.name);
+    }
+    let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
+    assert_eq!(json["phases"][7]["name"], "lns-outage");
+    // Running a scenario again does not repeat first boot.
+    runner.run(Scenario::SteadyState).unwrap();
+    let names: Vec<&str> = runner.phases().iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names.iter().filter(|n| **n == "first-boot").count(), 1);
+}
+
+#[test]
+fn server_outage_without_tc_retries_every_minute() {
+    let factory = FactoryCa::generate().unwrap();
+    let admin = InProcessAdmin::start(&factory, None).unwrap();
+    let mut runner = Runner::new(admin, &factory, RunnerConfig::new(GATEWAYS, 8)).unwrap();
+    assert!(!runner.tc_enabled());
+    runner.run(Scenario::ServerOutage).unwrap();
+    runner.run(Scenario::LnsOutage).unwrap();
+    let report = runner.report(Scenario::ServerOutage);
+    let table = report.summary_table();
+    println!("{table}");
+    assert!(report.passed(), "{table}");
+    let outage = &report.phases[1];
+    assert_eq!(outage.name, "server-outage");
+    // Without an LNS the station retries CUPS on its 1-minute resync interval.
+    let minutes = OUTAGE_SPAN.as_secs() / 60;
+    let per_gateway = outage.requests_failed / u64::from(GATEWAYS);
+    assert!(
+        per_gateway + 2 >= minutes,
+        "{per_gateway} failures per gateway in {minutes} minutes: {table}"
+    );
+    assert!(outage.retries > 0 && outage.fallbacks_backup > 0, "{table}");
+    assert!(report.phases[2].skipped.is_some(), "{table}");
+}
