@@ -98,6 +98,13 @@ fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> AdminError {
 }
 
 impl CliAdmin {
+    /// Process id of the `cups-server serve` child, when this admin owns a running one (for
+    /// measuring the server's CPU time from outside).
+    #[must_use]
+    pub fn server_pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Prepare the PKI (`cups-server init` when `cert_path` holds none; then `factory_ca_pem`,
     /// if given, is installed as `bootstrap-ca.crt`), open the store, and — when `serve` is
     /// true — start `cups-server serve` on an ephemeral loopback port. With `serve` false the
