@@ -298,6 +298,7 @@ struct Shared {
     port: u16,
     state: Mutex<State>,
     available: AtomicBool,
+    refusing: AtomicBool,
     stopping: AtomicBool,
     next_id: AtomicU64,
 }
@@ -353,6 +354,7 @@ impl LnsServer {
             port: addr.port(),
             state: Mutex::new(State::default()),
             available: AtomicBool::new(true),
+            refusing: AtomicBool::new(false),
             stopping: AtomicBool::new(false),
             next_id: AtomicU64::new(0),
         });
@@ -383,6 +385,17 @@ impl LnsServer {
             self.shared.close_all();
         }
         tracing::info!(up, "LNS availability");
+    }
+
+    /// Refusing or not. Refusing = the LNS is reachable but turns every router away: each
+    /// `router-info` is answered with an `"error"` (as an LNS whose backend is down does), which
+    /// sends a station to CUPS at once (protocol doc §6) instead of after its TC retries.
+    pub fn set_refusing(&self, refuse: bool) {
+        self.shared.refusing.store(refuse, Ordering::SeqCst);
+        if refuse {
+            self.shared.close_all();
+        }
+        tracing::info!(refuse, "LNS refusing routers");
     }
 
     /// Per-router statistics.
@@ -769,6 +782,9 @@ fn router_info(
     let router = parse_router(&raw);
     let refusal = match router {
         None => Some("bad router id".to_owned()),
+        Some(_) if shared.refusing.load(Ordering::SeqCst) => {
+            Some("LNS not accepting routers".to_owned())
+        }
         Some(eui) if who.eui.is_some_and(|w| w != eui) => {
             Some("router not authorised by these credentials".to_owned())
         }

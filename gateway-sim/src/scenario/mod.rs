@@ -23,7 +23,7 @@
 //! | rollout | update verified and run once, package = target, the next request gets no update |
 //! | bad-signature | update rejected (counted), nothing run, package unchanged |
 //! | server-outage | failures + retries while down; after recovery on REG with unchanged CRCs |
-//! | lns-outage | needs TC: 1-minute CUPS polling while the LNS is down, reconnect after |
+//! | lns-outage | needs TC: CUPS polling falls back while the LNS is unreachable (≥ 5 requests in the hour: the station asks CUPS after its 10 TC retries) and to 1-minute polling while it refuses every router (≥ 10 in 15 min); reconnect after |
 
 pub mod admin;
 pub mod cli_admin;
@@ -72,6 +72,12 @@ pub const LNS_OUTAGE_SPAN: Duration = Duration::from_secs(3600);
 /// Fewest CUPS requests per gateway during [`LNS_OUTAGE_SPAN`] without an LNS (the station
 /// asks CUPS after every failed round of TC retries, so about one a minute or a few).
 pub const LNS_OUTAGE_MIN_REQUESTS: u32 = 5;
+/// Simulated time the LNS refuses every router (reachable, `router-info` answered with an
+/// error) in the lns-outage scenario.
+pub const LNS_REFUSING_SPAN: Duration = Duration::from_secs(15 * 60);
+/// Fewest CUPS requests per gateway during [`LNS_REFUSING_SPAN`]: a refused station asks CUPS
+/// after `CUPS_RESYNC_INTV` (1 min), so about one a minute — the storm the server must carry.
+pub const LNS_REFUSING_MIN_REQUESTS: u32 = 10;
 
 /// A scenario.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize)]
@@ -1111,9 +1117,16 @@ impl<A: Admin> Runner<A> {
         }
         self.fleet.drop_tc_sessions();
         let r2 = self.run_span(name, LNS_OUTAGE_SPAN);
+        let unreachable = outcomes(&self.fleet);
+        // ... and while it is reachable but refuses every router: 1-minute CUPS polling.
+        if let Some(t) = &self.tc {
+            t.set_refusing(true);
+            t.set_available(true);
+        }
+        let r2b = self.run_span(name, LNS_REFUSING_SPAN);
         let down = outcomes(&self.fleet);
         if let Some(t) = &self.tc {
-            t.set_available(true);
+            t.set_refusing(false);
         }
         let r3 = self.run_each(name, &down, |_, g| g.outcome().tc_connected);
         let per = |a: &[GatewayOutcome], b: &[GatewayOutcome]| -> Vec<u32> {
@@ -1123,17 +1136,23 @@ impl<A: Admin> Runner<A> {
                 .collect()
         };
         let before = per(&start.base, &up);
-        let during = per(&up, &down);
+        let during = per(&up, &unreachable);
+        let refused = per(&unreachable, &down);
         let mut verdicts: Vec<Option<String>> = self
             .fleet
             .gateways()
             .zip(&before)
-            .zip(&during)
-            .map(|((g, &b), &d)| {
+            .zip(during.iter().zip(&refused))
+            .map(|((g, &b), (&d, &f))| {
                 let o = g.outcome();
                 if d < LNS_OUTAGE_MIN_REQUESTS {
                     Some(format!(
-                        "{d} CUPS requests in the outage hour (before: {b}): no fallback to 1-minute polling"
+                        "{d} CUPS requests in the hour the LNS was unreachable (before: {b}): no fallback to CUPS polling"
+                    ))
+                } else if f < LNS_REFUSING_MIN_REQUESTS {
+                    Some(format!(
+                        "{f} CUPS requests in the {} min the LNS refused it: no 1-minute polling",
+                        LNS_REFUSING_SPAN.as_secs() / 60
                     ))
                 } else if !o.tc_connected {
                     Some("did not reconnect to the LNS".into())
@@ -1147,10 +1166,12 @@ impl<A: Admin> Runner<A> {
         let hours = LNS_OUTAGE_SPAN.as_secs_f64() / 3600.0;
         let n = self.euis.len().max(1) as f64;
         let avg = |v: &[u32]| f64::from(v.iter().sum::<u32>()) / n / hours;
+        let refusing_hours = LNS_REFUSING_SPAN.as_secs_f64() / 3600.0;
         let notes = vec![format!(
-            "CUPS requests per gateway and hour: LNS up {:.2}, LNS down {:.2}; runs: {r1:?}, {r2:?}, {r3:?}",
+            "CUPS requests per gateway and hour: LNS up {:.2}, LNS unreachable {:.2}, LNS refusing {:.2}; runs: {r1:?}, {r2:?}, {r2b:?}, {r3:?}",
             avg(&before),
-            avg(&during)
+            avg(&during),
+            avg(&refused) * hours / refusing_hours
         )];
         self.finish(&start, verdicts, notes);
         Ok(())

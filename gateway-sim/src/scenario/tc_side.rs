@@ -103,6 +103,14 @@ impl TcSide {
         }
     }
 
+    /// Have the current LNS refuse every router (`router-info` answered with an error) or
+    /// accept them again.
+    pub fn set_refusing(&self, refuse: bool) {
+        if let Some(e) = self.endpoints.get(self.current) {
+            e.lns.set_refusing(refuse);
+        }
+    }
+
     /// What LNS `index` saw.
     #[must_use]
     pub fn gateways(&self, index: usize) -> BTreeMap<Eui64, LnsGatewayStats> {
