@@ -13,7 +13,9 @@ const GATEWAYS: u32 = 12;
 fn every_scenario_in_process_with_tc() {
     let factory = FactoryCa::generate().unwrap();
     let admin = InProcessAdmin::start(&factory, Some(INPROC_TC_URI.into())).unwrap();
-    let mut runner = Runner::new(admin, &factory, RunnerConfig::new(GATEWAYS, 7)).unwrap();
+    let mut config = RunnerConfig::new(GATEWAYS, 7);
+    config.tc_token_gateways = 3;
+    let mut runner = Runner::new(admin, &factory, config).unwrap();
     assert!(runner.tc_enabled());
     runner.run(Scenario::All).unwrap();
     let report = runner.report(Scenario::All);

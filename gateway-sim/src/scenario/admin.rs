@@ -150,11 +150,14 @@ pub trait Admin {
     fn cups_trust(&self) -> Vec<u8>;
     /// The update-verification keys stations hold (`sig-N.key`, 64 bytes each).
     fn sig_keys(&self) -> Vec<Vec<u8>>;
-    /// Register `count` consecutive EUIs from `first` (client certificates for CUPS and TC).
+    /// Register `count` consecutive EUIs from `first` (a client certificate for CUPS; for
+    /// TC a client certificate or, with `tc_token`, a bearer token: `--tc token`).
     ///
     /// # Errors
     /// An [`AdminError`].
-    fn register(&mut self, first: Eui64, count: u32) -> Result<(), AdminError>;
+    fn register(&mut self, first: Eui64, count: u32, tc_token: bool) -> Result<(), AdminError>;
+    /// The server's store (read by the LNS to check the TC tokens the server issued).
+    fn store(&self) -> Arc<dyn Store>;
     /// The server's view of `euis` (missing ones are left out).
     ///
     /// # Errors

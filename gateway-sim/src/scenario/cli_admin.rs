@@ -371,6 +371,10 @@ impl Admin for CliAdmin {
         &self.pki
     }
 
+    fn store(&self) -> Arc<dyn Store> {
+        Arc::clone(&self.store)
+    }
+
     fn cups_trust(&self) -> Vec<u8> {
         self.pki.trust_der(ClientUsage::Cups).to_vec()
     }
@@ -379,11 +383,12 @@ impl Admin for CliAdmin {
         self.pki.sig_keys().iter().map(|k| k.0.to_vec()).collect()
     }
 
-    fn register(&mut self, first: Eui64, count: u32) -> Result<(), AdminError> {
+    fn register(&mut self, first: Eui64, count: u32, tc_token: bool) -> Result<(), AdminError> {
         let first_text = canonical(first);
         let n = count.to_string();
+        let tc = if tc_token { "token" } else { "cert" };
         if self
-            .run_new(&["gateway", "add", &first_text, "--count", &n])?
+            .run_new(&["gateway", "add", &first_text, "--count", &n, "--tc", tc])?
             .is_some()
         {
             return Ok(());
@@ -394,7 +399,7 @@ impl Admin for CliAdmin {
                 .checked_add(i)
                 .and_then(|e| Eui64::new(e).ok())
                 .ok_or(AdminError::Unsupported("EUI out of range"))?;
-            self.run(&["gateway", "add", &canonical(eui)])?;
+            self.run(&["gateway", "add", &canonical(eui), "--tc", tc])?;
         }
         Ok(())
     }

@@ -12,15 +12,15 @@ use cups_core::Eui64;
 use cups_host_server::pki::{ClientUsage, InitOptions, Pki, PkiPaths, init};
 use cups_host_server::serve::{ServeConfig, Server, server_config_from_pki};
 use cups_host_server::service::{
-    FirmwareSource, FirmwareSpec, GatewaySpec, Service, ServiceSettings,
+    FirmwareSource, FirmwareSpec, GatewaySpec, RenewSlots, Service, ServiceSettings, UriChange,
+    UriUpdate,
 };
 use cups_host_server::store::Store;
 use cups_host_server::store::fs::FsStore;
 use tokio::sync::oneshot;
 
 use super::admin::{
-    Admin, AdminError, FirmwareImage, OutageMode, ServerGateway, store_corrupt_image, store_renew,
-    store_set_uris,
+    Admin, AdminError, FirmwareImage, OutageMode, ServerGateway, store_corrupt_image,
 };
 use crate::factory::FactoryCa;
 
@@ -137,6 +137,10 @@ impl Admin for InProcessAdmin {
         &self.pki
     }
 
+    fn store(&self) -> Arc<dyn Store> {
+        Arc::clone(self.service.store())
+    }
+
     fn cups_trust(&self) -> Vec<u8> {
         self.pki.trust_der(ClientUsage::Cups).to_vec()
     }
@@ -145,7 +149,7 @@ impl Admin for InProcessAdmin {
         self.pki.sig_keys().iter().map(|k| k.0.to_vec()).collect()
     }
 
-    fn register(&mut self, first: Eui64, count: u32) -> Result<(), AdminError> {
+    fn register(&mut self, first: Eui64, count: u32, tc_token: bool) -> Result<(), AdminError> {
         let now = time::OffsetDateTime::now_utc();
         self.rt.block_on(async {
             for i in 0..u64::from(count) {
@@ -155,7 +159,7 @@ impl Admin for InProcessAdmin {
                     .and_then(|e| Eui64::new(e).ok())
                     .ok_or(AdminError::Unsupported("EUI out of range"))?;
                 self.service
-                    .register_gateway(GatewaySpec::new(eui), now)
+                    .register_gateway(spec(eui, tc_token), now)
                     .await
                     .map_err(svc)?;
             }
@@ -181,12 +185,34 @@ impl Admin for InProcessAdmin {
         cups_uri: Option<&str>,
         tc_uri: Option<&str>,
     ) -> Result<(), AdminError> {
-        self.rt
-            .block_on(store_set_uris(&self.store, euis, cups_uri, tc_uri))
+        // What `cups-server gateway set` does.
+        let change = |u: Option<&str>| u.map_or(UriChange::Keep, |u| UriChange::Set(u.to_owned()));
+        let update = UriUpdate {
+            cups_uri: change(cups_uri),
+            tc_uri: change(tc_uri),
+        };
+        self.rt.block_on(async {
+            for &eui in euis {
+                self.service
+                    .update_gateway_uris(eui, &update)
+                    .await
+                    .map_err(svc)?;
+            }
+            Ok(())
+        })
     }
 
     fn renew(&mut self, euis: &[Eui64], cups: bool, tc: bool) -> Result<(), AdminError> {
-        self.rt.block_on(store_renew(&self.store, euis, cups, tc))
+        // What `cups-server gateway renew` does.
+        self.rt.block_on(async {
+            for &eui in euis {
+                self.service
+                    .request_renewal(eui, RenewSlots { cups, tc })
+                    .await
+                    .map_err(svc)?;
+            }
+            Ok(())
+        })
     }
 
     fn add_firmware(&mut self, image: &FirmwareImage) -> Result<String, AdminError> {
@@ -279,4 +305,13 @@ impl Drop for InProcessAdmin {
     fn drop(&mut self) {
         let _ = self.stop_server();
     }
+}
+
+/// A registration with client certificates, or a TC token.
+fn spec(eui: Eui64, tc_token: bool) -> GatewaySpec {
+    let mut spec = GatewaySpec::new(eui);
+    if tc_token {
+        spec.tc_mode = cups_host_server::model::TcMode::Token;
+    }
+    spec
 }

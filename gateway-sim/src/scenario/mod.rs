@@ -346,6 +346,9 @@ pub struct RunnerConfig {
     /// Run LNS endpoints and have gateways connect to their TC URI (when the server sends
     /// one: [`Admin::tc_uri`]).
     pub tc: bool,
+    /// The last this many gateways are registered with a TC token (`--tc token`) instead of
+    /// a TC client certificate; the LNS checks their tokens against the server's index.
+    pub tc_token_gateways: u32,
 }
 
 impl RunnerConfig {
@@ -361,6 +364,7 @@ impl RunnerConfig {
             phase_budget: DEFAULT_PHASE_BUDGET,
             max_in_flight: crate::fleet::DEFAULT_MAX_IN_FLIGHT,
             tc: true,
+            tc_token_gateways: 0,
         }
     }
 }
@@ -428,7 +432,20 @@ impl<A: Admin> Runner<A> {
         let cups_port = uri_port(&cups_uri).ok_or_else(|| ScenarioError::Uri(cups_uri.clone()))?;
         let migrate_port = uri_port(&config.migrate_cups_uri)
             .ok_or_else(|| ScenarioError::Uri(config.migrate_cups_uri.clone()))?;
-        admin.register(config.first_eui, config.gateways)?;
+        let token_gateways = config.tc_token_gateways.min(config.gateways);
+        let cert_gateways = config.gateways - token_gateways;
+        admin.register(config.first_eui, cert_gateways, false)?;
+        if token_gateways > 0 {
+            let first_token = config
+                .first_eui
+                .as_u64()
+                .checked_add(u64::from(cert_gateways))
+                .and_then(|e| Eui64::new(e).ok())
+                .ok_or(FleetError::Eui {
+                    index: cert_gateways,
+                })?;
+            admin.register(first_token, token_gateways, true)?;
+        }
         let set = BootstrapSet {
             cups_uri,
             trust: admin.cups_trust(),
@@ -453,7 +470,8 @@ impl<A: Admin> Runner<A> {
                 let port = uri_port(&uri).ok_or(ScenarioError::Uri(uri))?;
                 let migrate = uri_port(&config.migrate_tc_uri)
                     .ok_or_else(|| ScenarioError::Uri(config.migrate_tc_uri.clone()))?;
-                Some(TcSide::start(admin.pki(), &[port, migrate])?)
+                let tokens = tc_side::store_token_check(admin.store())?;
+                Some(TcSide::start(admin.pki(), &[port, migrate], Some(tokens))?)
             }
             _ => None,
         };

@@ -5,12 +5,15 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use cups_core::Eui64;
-use cups_host_server::pki::Pki;
+use cups_host_server::model::{TokenEntry, TokenUsage};
+use cups_host_server::pki::{Pki, token_sha256_hex};
+use cups_host_server::store::{Store, keys};
 use rustls_pki_types::CertificateDer;
 
-use crate::lns::{LnsConfig, LnsError, LnsGatewayStats, LnsServer};
+use crate::lns::{LnsConfig, LnsError, LnsGatewayStats, LnsServer, TokenCheck};
 use crate::net::{NotLoopback, Routes};
 
 /// The host name in the LNS's muxs URIs (the server certificate names `localhost`).
@@ -26,6 +29,41 @@ pub enum TcSideError {
     /// A route.
     #[error(transparent)]
     NotLoopback(#[from] NotLoopback),
+    /// The runtime the token check reads the store on.
+    #[error("token check runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+}
+
+/// The token of an `Authorization: Bearer <token>` header value (scheme case-insensitive).
+fn bearer(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim().split_once([' ', '\t'])?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// An LNS token check backed by the CUPS server's token index: the bearer token's SHA-256
+/// names `tokens/<hash>.json`, which must be a TC token; its gateway is the answer. This is
+/// how an LNS accepts exactly the TC tokens the server issued (and no CUPS token).
+///
+/// # Errors
+/// [`TcSideError::Runtime`] when the runtime for the store reads cannot start.
+pub fn store_token_check(store: Arc<dyn Store>) -> Result<TokenCheck, TcSideError> {
+    // Its own runtime: the LNS threads block on it, whatever the admin's runtime is.
+    let rt = Arc::new(
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("lns-token-check")
+            .enable_all()
+            .build()
+            .map_err(TcSideError::Runtime)?,
+    );
+    Ok(Arc::new(move |authorization: &str| {
+        let token = bearer(authorization)?;
+        let key = keys::token(&token_sha256_hex(token));
+        let obj = rt.block_on(store.get(&key)).ok()??;
+        let entry: TokenEntry = serde_json::from_slice(&obj.bytes).ok()?;
+        (entry.usage == TokenUsage::Tc).then_some(entry.eui)
+    }))
 }
 
 /// One LNS and the virtual TC port routed to it.
@@ -45,11 +83,16 @@ pub struct TcSide {
 }
 
 impl TcSide {
-    /// One LNS per TC port (`tc_ports[0]`: the server's TC URI; more: migration targets).
+    /// One LNS per TC port (`tc_ports[0]`: the server's TC URI; more: migration targets),
+    /// accepting client certificates of the gateway CA and, with `token_check`, TC tokens.
     ///
     /// # Errors
     /// A [`TcSideError`].
-    pub fn start(pki: &Pki, tc_ports: &[u16]) -> Result<Self, TcSideError> {
+    pub fn start(
+        pki: &Pki,
+        tc_ports: &[u16],
+        token_check: Option<TokenCheck>,
+    ) -> Result<Self, TcSideError> {
         let mut endpoints = Vec::with_capacity(tc_ports.len());
         for &tc_port in tc_ports {
             let mut cfg = LnsConfig::new(
@@ -59,6 +102,7 @@ impl TcSide {
                 pki.server_key(),
             );
             cfg.client_roots = vec![CertificateDer::from(pki.ca_cert_der().to_vec())];
+            cfg.token_check.clone_from(&token_check);
             endpoints.push(Endpoint {
                 lns: LnsServer::start(cfg)?,
                 tc_port,

@@ -13,6 +13,7 @@ use cups_core::Eui64;
 use cups_core::crc::cred_set_crc;
 use cups_core::station::{CredFile, CredKind, FileId, FileSet};
 use gateway_sim::factory::FactoryCa;
+use gateway_sim::lns::LnsAuth;
 use gateway_sim::scenario::cli_admin::find_cups_server_near;
 use gateway_sim::scenario::inproc::INPROC_CUPS_URI;
 use gateway_sim::scenario::{
@@ -23,6 +24,8 @@ use gateway_sim::scenario::{
 pub const GATEWAYS: u32 = 50;
 /// The fleet seed.
 pub const SEED: u64 = 42;
+/// Gateways (the last ones) registered with a TC token instead of a TC client certificate.
+pub const TC_TOKEN_GATEWAYS: u32 = 10;
 /// TC URI the server sends by default.
 pub const TC_URI: &str = "wss://localhost:6887";
 /// TC URI the migration moves gateways to (`RunnerConfig` default).
@@ -83,7 +86,9 @@ pub fn every_scenario(store: StoreSpec, dir: &std::path::Path) {
     };
     let admin = CliAdmin::new(settings, Some(factory.cert_pem()), true, None).expect("server");
     let mut config = RunnerConfig::new(GATEWAYS, SEED);
-    config.first_eui = Eui64::new(0x0016_c001_ffe3_0000).unwrap();
+    config.tc_token_gateways = TC_TOKEN_GATEWAYS;
+    let first = Eui64::new(0x0016_c001_ffe3_0000).unwrap();
+    config.first_eui = first;
     let mut runner = Runner::new(admin, &factory, config).expect("runner");
     let t0 = Instant::now();
     runner.run(Scenario::All).expect("scenarios");
@@ -144,6 +149,15 @@ pub fn every_scenario(store: StoreSpec, dir: &std::path::Path) {
             "{eui}: {:?}",
             lns.get(&eui)
         );
+        // The last TC_TOKEN_GATEWAYS hold a TC token (checked against the server's token
+        // index by the LNS), the others a TC client certificate.
+        let token = eui.as_u64() - first.as_u64() >= u64::from(GATEWAYS - TC_TOKEN_GATEWAYS);
+        let want = if token {
+            LnsAuth::Token
+        } else {
+            LnsAuth::ClientCert
+        };
+        assert_eq!(lns.get(&eui).and_then(|s| s.auth), Some(want), "{eui}");
         assert_eq!(s.tc_uri.as_deref(), Some(MIGRATED_TC_URI), "{eui}");
     }
 }
