@@ -796,7 +796,7 @@ impl<A: Admin> Runner<A> {
                     Some(format!("{} failed requests", o.failed - b.failed))
                 } else if o.creds_stored != b.creds_stored {
                     Some("credentials changed".into())
-                } else if n == 0 || n > STEADY_STATE_MAX_REQUESTS {
+                } else if !steady_state_polls_ok(n) {
                     Some(format!("{n} requests in a week (24 h polls expected)"))
                 } else if (o.cups_cred_crc, o.tc_cred_crc) != (b.cups_cred_crc, b.tc_cred_crc) {
                     Some("CRCs changed".into())
@@ -1163,15 +1163,8 @@ impl<A: Admin> Runner<A> {
             .zip(during.iter().zip(&refused))
             .map(|((g, &b), (&d, &f))| {
                 let o = g.outcome();
-                if d < LNS_OUTAGE_MIN_REQUESTS {
-                    Some(format!(
-                        "{d} CUPS requests in the hour the LNS was unreachable (before: {b}): no fallback to CUPS polling"
-                    ))
-                } else if f < LNS_REFUSING_MIN_REQUESTS {
-                    Some(format!(
-                        "{f} CUPS requests in the {} min the LNS refused it: no 1-minute polling",
-                        LNS_REFUSING_SPAN.as_secs() / 60
-                    ))
+                if let Some(v) = lns_outage_polls_verdict(b, d, f) {
+                    Some(v)
                 } else if !o.tc_connected {
                     Some("did not reconnect to the LNS".into())
                 } else {
@@ -1225,9 +1218,56 @@ fn percentile_ms(sorted_us: &[u32], q: f64) -> f64 {
         .map_or(0.0, |&v| f64::from(v) / 1000.0)
 }
 
+/// Whether `n` CUPS requests in [`STEADY_STATE_SPAN`] are the 24 h polls of a healthy gateway
+/// (at least one, at most [`STEADY_STATE_MAX_REQUESTS`]).
+#[must_use]
+pub fn steady_state_polls_ok(n: u32) -> bool {
+    (1..=STEADY_STATE_MAX_REQUESTS).contains(&n)
+}
+
+/// The lns-outage verdict on one gateway's CUPS requests: `before` with the LNS up,
+/// `unreachable` in [`LNS_OUTAGE_SPAN`] without a reachable LNS (at least
+/// [`LNS_OUTAGE_MIN_REQUESTS`]), `refusing` in [`LNS_REFUSING_SPAN`] with an LNS refusing it
+/// (at least [`LNS_REFUSING_MIN_REQUESTS`]). `None`: it fell back as a station must.
+#[must_use]
+pub fn lns_outage_polls_verdict(before: u32, unreachable: u32, refusing: u32) -> Option<String> {
+    if unreachable < LNS_OUTAGE_MIN_REQUESTS {
+        Some(format!(
+            "{unreachable} CUPS requests in the hour the LNS was unreachable (before: {before}): no fallback to CUPS polling"
+        ))
+    } else if refusing < LNS_REFUSING_MIN_REQUESTS {
+        Some(format!(
+            "{refusing} CUPS requests in the {} min the LNS refused it: no 1-minute polling",
+            LNS_REFUSING_SPAN.as_secs() / 60
+        ))
+    } else {
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn steady_state_poll_count_limits() {
+        assert!(!steady_state_polls_ok(0));
+        assert!(steady_state_polls_ok(1));
+        assert!(steady_state_polls_ok(STEADY_STATE_MAX_REQUESTS - 1));
+        assert!(steady_state_polls_ok(STEADY_STATE_MAX_REQUESTS));
+        assert!(!steady_state_polls_ok(STEADY_STATE_MAX_REQUESTS + 1));
+    }
+
+    #[test]
+    fn lns_outage_poll_count_limits() {
+        let (u, r) = (LNS_OUTAGE_MIN_REQUESTS, LNS_REFUSING_MIN_REQUESTS);
+        assert_eq!(lns_outage_polls_verdict(0, u, r), None);
+        assert_eq!(lns_outage_polls_verdict(0, u + 1, r + 1), None);
+        let below_u = lns_outage_polls_verdict(0, u - 1, r).unwrap();
+        assert!(below_u.contains("unreachable"), "{below_u}");
+        let below_r = lns_outage_polls_verdict(0, u, r - 1).unwrap();
+        assert!(below_r.contains("refused"), "{below_r}");
+    }
 
     #[test]
     fn names_round_trip() {
