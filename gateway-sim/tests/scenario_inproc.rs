@@ -117,3 +117,19 @@ fn same_seed_same_final_state_through_every_scenario() {
     assert_eq!(first.len(), GATEWAYS as usize);
     assert_eq!(first, second);
 }
+
+#[test]
+fn a_range_registered_before_is_refused_with_a_hint() {
+    use gateway_sim::scenario::{Admin, ScenarioError};
+    let factory = FactoryCa::generate().unwrap();
+    let mut admin = InProcessAdmin::start(&factory, None).unwrap();
+    let config = RunnerConfig::new(GATEWAYS, 1);
+    // Two EUIs of the fleet's range exist already (an earlier run).
+    admin.register(config.first_eui, 2, false).unwrap();
+    let err = Runner::new(admin, &factory, config).unwrap_err();
+    assert!(
+        matches!(err, ScenarioError::AlreadyRegistered { existing: 2, .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("--first-eui"), "{err}");
+}

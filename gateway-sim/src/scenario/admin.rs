@@ -125,6 +125,17 @@ pub enum AdminError {
     /// A gateway or image is not there.
     #[error("{0} not found")]
     NotFound(String),
+    /// The factory CA was just installed as the running (external) server's
+    /// `bootstrap-ca.crt`; a server reads its PKI when it starts.
+    #[error(
+        "installed the factory CA as {}; the running server loaded its PKI before that and would \
+         refuse every factory certificate: restart it (cups-server serve) and run again",
+        path.display()
+    )]
+    RestartNeeded {
+        /// The file written.
+        path: std::path::PathBuf,
+    },
     /// The admin cannot do this.
     #[error("unsupported: {0}")]
     Unsupported(&'static str),

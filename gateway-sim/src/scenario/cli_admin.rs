@@ -130,7 +130,14 @@ impl CliAdmin {
             run_command(a, "init")?;
         }
         if let Some(pem) = factory_ca_pem {
-            std::fs::write(paths.bootstrap_ca(), pem).map_err(io("bootstrap-ca.crt"))?;
+            let path = paths.bootstrap_ca();
+            let installed = std::fs::read(&path).is_ok_and(|b| b == pem.as_bytes());
+            if !installed {
+                std::fs::write(&path, pem).map_err(io("bootstrap-ca.crt"))?;
+                if !serve {
+                    return Err(AdminError::RestartNeeded { path });
+                }
+            }
         }
         let pki = Pki::load(&paths).map_err(|e| AdminError::Service(e.to_string()))?;
         let store: Arc<dyn Store> = match &settings.store {
@@ -406,7 +413,8 @@ impl Admin for CliAdmin {
 
     fn gateways(&mut self, euis: &[Eui64]) -> Result<BTreeMap<Eui64, ServerGateway>, AdminError> {
         let mut all = parse_list(&self.run(&["gateway", "list", "--json"])?)?;
-        all.retain(|e, _| euis.contains(e));
+        let wanted: std::collections::BTreeSet<Eui64> = euis.iter().copied().collect();
+        all.retain(|e, _| wanted.contains(e));
         Ok(all)
     }
 

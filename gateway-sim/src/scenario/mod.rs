@@ -324,6 +324,20 @@ pub enum ScenarioError {
     /// The LNS side.
     #[error(transparent)]
     Tc(#[from] TcSideError),
+    /// EUIs of the fleet's range are registered already (an earlier run on this server).
+    #[error(
+        "{existing} of the {count} EUIs from {first} are already registered on this server (an \
+         earlier run?): choose another range with --first-eui, or remove them with \
+         `cups-server gateway remove`"
+    )]
+    AlreadyRegistered {
+        /// First EUI of the range.
+        first: Eui64,
+        /// Gateways in the range.
+        count: u32,
+        /// How many of them are registered.
+        existing: usize,
+    },
 }
 
 /// How to run scenarios.
@@ -432,6 +446,20 @@ impl<A: Admin> Runner<A> {
         let cups_port = uri_port(&cups_uri).ok_or_else(|| ScenarioError::Uri(cups_uri.clone()))?;
         let migrate_port = uri_port(&config.migrate_cups_uri)
             .ok_or_else(|| ScenarioError::Uri(config.migrate_cups_uri.clone()))?;
+        let range: Vec<Eui64> = (0..u64::from(config.gateways))
+            .filter_map(|i| {
+                let e = config.first_eui.as_u64().checked_add(i)?;
+                Eui64::new(e).ok()
+            })
+            .collect();
+        let existing = admin.gateways(&range)?.len();
+        if existing > 0 {
+            return Err(ScenarioError::AlreadyRegistered {
+                first: config.first_eui,
+                count: config.gateways,
+                existing,
+            });
+        }
         let token_gateways = config.tc_token_gateways.min(config.gateways);
         let cert_gateways = config.gateways - token_gateways;
         admin.register(config.first_eui, cert_gateways, false)?;
