@@ -548,21 +548,7 @@ impl Gateway {
             tcp::State::Established | tcp::State::CloseWait
         );
         if healthy {
-            conn.session.close();
-            while conn.session.wants_write() && socket.can_send() {
-                let session = &mut conn.session;
-                let n = socket
-                    .send(|buf| {
-                        let n = session.write_transport(buf);
-                        (n, n)
-                    })
-                    .unwrap_or(0);
-                if n == 0 {
-                    break;
-                }
-                self.metrics.bytes_tx += n as u64;
-            }
-            socket.close();
+            self.metrics.bytes_tx += close_notify(&mut conn.session, socket);
         } else {
             socket.abort();
         }
@@ -811,21 +797,7 @@ impl Gateway {
                 let out = tc.exchange.take_output();
                 tc.session.write_plaintext(&out);
             }
-            tc.session.close();
-            while tc.session.wants_write() && socket.can_send() {
-                let session = &mut tc.session;
-                let n = socket
-                    .send(|buf| {
-                        let n = session.write_transport(buf);
-                        (n, n)
-                    })
-                    .unwrap_or(0);
-                if n == 0 {
-                    break;
-                }
-                self.metrics.tc_bytes_tx += n as u64;
-            }
-            socket.close();
+            self.metrics.tc_bytes_tx += close_notify(&mut tc.session, socket);
         } else {
             socket.abort();
         }
@@ -1189,6 +1161,27 @@ fn feed_plaintext(conn: &mut Conn, station: &mut SimStation, vnow: StationInstan
         }
     }
     if moved { Feed::Moved } else { Feed::Idle }
+}
+
+/// End a healthy connection politely: TLS close_notify, as much of it as the socket takes
+/// now, then the TCP close. Returns the bytes handed to the socket.
+fn close_notify(session: &mut Session, socket: &mut tcp::Socket<'_>) -> u64 {
+    session.close();
+    let mut sent = 0u64;
+    while session.wants_write() && socket.can_send() {
+        let n = socket
+            .send(|buf| {
+                let n = session.write_transport(buf);
+                (n, n)
+            })
+            .unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        sent += n as u64;
+    }
+    socket.close();
+    sent
 }
 
 fn net_duration(d: Duration) -> NetDuration {
