@@ -963,20 +963,9 @@ fn drive_tc_conn(
             TcFailure::Closed
         });
     }
-    while tc.session.wants_write() && socket.can_send() {
-        let session = &mut tc.session;
-        let n = socket
-            .send(|buf| {
-                let n = session.write_transport(buf);
-                (n, n)
-            })
-            .unwrap_or(0);
-        if n == 0 {
-            break;
-        }
-        metrics.tc_bytes_tx += n as u64;
-        progress = true;
-    }
+    let sent = push_transport(&mut tc.session, socket);
+    metrics.tc_bytes_tx += sent;
+    progress |= sent > 0;
     if progress {
         TcTurn::Progress
     } else {
@@ -1086,20 +1075,9 @@ fn drive_conn(
         progress = true;
     }
     // TLS → transport.
-    while conn.session.wants_write() && socket.can_send() {
-        let session = &mut conn.session;
-        let n = socket
-            .send(|buf| {
-                let n = session.write_transport(buf);
-                (n, n)
-            })
-            .unwrap_or(0);
-        if n == 0 {
-            break;
-        }
-        metrics.bytes_tx += n as u64;
-        progress = true;
-    }
+    let sent = push_transport(&mut conn.session, socket);
+    metrics.bytes_tx += sent;
+    progress |= sent > 0;
     progress
 }
 
@@ -1167,6 +1145,14 @@ fn feed_plaintext(conn: &mut Conn, station: &mut SimStation, vnow: StationInstan
 /// now, then the TCP close. Returns the bytes handed to the socket.
 fn close_notify(session: &mut Session, socket: &mut tcp::Socket<'_>) -> u64 {
     session.close();
+    let sent = push_transport(session, socket);
+    socket.close();
+    sent
+}
+
+/// TLS → transport: hand the socket what the session has to send, as much as it takes now.
+/// Returns the bytes handed over.
+fn push_transport(session: &mut Session, socket: &mut tcp::Socket<'_>) -> u64 {
     let mut sent = 0u64;
     while session.wants_write() && socket.can_send() {
         let n = socket
@@ -1180,7 +1166,6 @@ fn close_notify(session: &mut Session, socket: &mut tcp::Socket<'_>) -> u64 {
         }
         sent += n as u64;
     }
-    socket.close();
     sent
 }
 
